@@ -1,0 +1,1 @@
+"""Built-in checks, one module per backend; each imports its driver only when used."""

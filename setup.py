@@ -1,0 +1,63 @@
+"""Packaging for aiohttp-booster: one distribution, two import packages.
+
+Tool settings live in pyproject.toml; the package metadata lives here.
+"""
+
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).parent
+
+EXTRAS = {
+    "amqp": ["aioamqp>=0.15,<0.16"],
+    "redis": ["redis>=5.0"],
+    "postgres": ["asyncpg>=0.29"],
+    "mysql": ["aiomysql>=0.2"],
+    "msgpack": ["msgpack>=1.0"],
+}
+EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+EXTRAS["test"] = [
+    *EXTRAS["all"],
+    "pytest>=8",
+    "pytest-asyncio>=0.24",
+    "pytest-aiohttp>=1.0",
+    "pytest-timeout>=2.3",
+    "build>=1.0",
+]
+EXTRAS["lint"] = ["ruff>=0.6", "mypy>=1.11"]
+EXTRAS["docs"] = ["sphinx>=7.2", "myst-parser>=3.0", "furo>=2024.1"]
+EXTRAS["dev"] = sorted({*EXTRAS["test"], *EXTRAS["lint"], *EXTRAS["docs"], "tox>=4"})
+
+setup(
+    name="aiohttp-booster",
+    version="0.1.0.dev0",
+    description=(
+        "Booster for aiohttp services: RabbitMQ producer/consumer base classes (aioamqp_ext) "
+        "and Prometheus health-check monitoring (aiohttp_prometheus_monitoring)"
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.11",
+    packages=[
+        "aioamqp_ext",
+        "aiohttp_prometheus_monitoring",
+        "aiohttp_prometheus_monitoring.metrics",
+    ],
+    package_data={"aioamqp_ext": ["py.typed"], "aiohttp_prometheus_monitoring": ["py.typed"]},
+    install_requires=["aiohttp>=3.9", "prometheus-client>=0.20"],
+    extras_require=EXTRAS,
+    classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Framework :: AsyncIO",
+        "Framework :: aiohttp",
+        "License :: OSI Approved :: MIT License",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Typing :: Typed",
+    ],
+    zip_safe=False,
+)

@@ -1,0 +1,172 @@
+"""Shared fixtures: the real services of this machine, and names no other test uses.
+
+Services come from TEST_AMQP_URL, TEST_REDIS_URL, TEST_PG_DSN and TEST_MYSQL_URL, with local
+defaults. A service that does not answer skips the tests that need it, except with CI=true,
+where it fails them: CI never passes by skipping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _unavailable(service: str, url: str, exc: BaseException) -> None:
+    message = f"{service} at {url} is not available ({exc!r}); run scripts/services"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+async def amqp_connect(url: str) -> tuple[Any, Any]:
+    """A raw aioamqp connection to ``url``, for set-up and clean-up outside the code under test."""
+    from urllib.parse import unquote, urlsplit
+
+    import aioamqp
+
+    parts = urlsplit(url)
+    return await aioamqp.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5672,
+        login=unquote(parts.username or "guest"),
+        password=unquote(parts.password or "guest"),
+        virtualhost=unquote(parts.path[1:]) if len(parts.path) > 1 else "/",
+        login_method="PLAIN",
+    )
+
+
+async def _probe_amqp(url: str) -> None:
+    transport, protocol = await amqp_connect(url)
+    await protocol.close()
+    transport.close()
+
+
+async def _probe_redis(url: str) -> None:
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def _probe_pg(dsn: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn, timeout=2)
+    try:
+        await conn.fetchval("SELECT 1")
+    finally:
+        await conn.close()
+
+
+def _probe(service: str, url: str, probe: Callable[[str], Any]) -> str:
+    try:
+        asyncio.run(asyncio.wait_for(probe(url), timeout=5))
+    except Exception as exc:  # any failure means "not usable", and is reported as such
+        _unavailable(service, url, exc)
+    return url
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """URL of a RabbitMQ broker that answers (guest/guest on loopback by default)."""
+    return _probe("RabbitMQ", AMQP_URL, _probe_amqp)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a Redis server that answers PING."""
+    return _probe("Redis", REDIS_URL, _probe_redis)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """DSN of a PostgreSQL database that answers SELECT 1."""
+    return _probe("PostgreSQL", PG_DSN, _probe_pg)
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A name derived from the test's node id, unique per run: safe for shared services."""
+    base = re.sub(r"[^a-zA-Z0-9]+", "_", request.node.name).strip("_")[:48]
+    return f"t_{base}_{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class AmqpNames:
+    """Exchange and queue names owned by one test; deleted after it."""
+
+    exchange: str
+    queue: str
+    dead_letter_exchange: str
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.queue}.dlq"
+
+
+@pytest.fixture
+async def amqp_names(amqp_url: str, unique_name: str) -> AsyncIterator[AmqpNames]:
+    """Fresh exchange/queue names; the broker objects with those names are deleted afterwards."""
+    names = AmqpNames(
+        exchange=f"{unique_name}.x",
+        queue=f"{unique_name}.q",
+        dead_letter_exchange=f"{unique_name}.dlx",
+    )
+    yield names
+    transport, protocol = await amqp_connect(amqp_url)
+    try:
+        channel = await protocol.channel()
+        for queue in (names.queue, names.dlq):
+            await channel.queue_delete(queue)
+        for exchange in (names.exchange, names.dead_letter_exchange):
+            await channel.exchange_delete(exchange)
+    finally:
+        await protocol.close()
+        transport.close()
+
+
+@pytest.fixture
+async def redis_prefix(redis_url: str, unique_name: str) -> AsyncIterator[str]:
+    """A key prefix of this test's own; every key under it is deleted afterwards."""
+    import redis.asyncio as redis
+
+    prefix = f"{unique_name}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def pg_schema(pg_dsn: str, unique_name: str) -> AsyncIterator[str]:
+    """A PostgreSQL schema of this test's own, dropped with everything in it afterwards."""
+    import asyncpg
+
+    schema = unique_name.lower()
+    conn = await asyncpg.connect(pg_dsn, timeout=5)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        yield schema
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()

@@ -1,0 +1,161 @@
+"""The skeleton: packaging, optional extras, the services script and the shared fixtures."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import venv
+import zipfile
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import amqp_connect
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ["aioamqp_ext", "aiohttp_prometheus_monitoring"]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_package_exposes_installed_version(package: str) -> None:
+    """Users read __version__ to report bugs; it must match what pip installed."""
+    module = importlib.import_module(package)
+    assert module.__version__ == version("aiohttp-booster")
+    assert module.__all__, "__init__ must declare its public names"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_package_is_typed(package: str) -> None:
+    """py.typed tells type checkers to trust our annotations (PEP 561)."""
+    module = importlib.import_module(package)
+    assert (Path(module.__file__).parent / "py.typed").is_file()
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_missing_extra_names_the_extra(package: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing optional driver tells the user which extra to install."""
+    optional = importlib.import_module(f"{package}._optional")
+    monkeypatch.setitem(sys.modules, "redis", None)  # None in sys.modules makes import fail
+    with pytest.raises(ImportError, match=r"pip install 'aiohttp-booster\[redis\]'"):
+        optional.require("redis", "redis")
+
+
+def test_libraries_do_not_import_each_other() -> None:
+    """DESIGN.md: each library can be used without loading the other."""
+    code = (
+        "import sys, aioamqp_ext; assert 'aiohttp_prometheus_monitoring' not in sys.modules;"
+        "del sys.modules['aioamqp_ext'];"
+        "import aiohttp_prometheus_monitoring; assert 'aioamqp_ext' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_services_script_finds_the_local_services() -> None:
+    """scripts/services is how a newcomer brings up RabbitMQ, Redis and PostgreSQL."""
+    result = subprocess.run(
+        [ROOT / "scripts" / "services", "amqp", "redis", "postgres"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[:2] for line in result.stdout.splitlines()] == [
+        ["ok", "amqp"], ["ok", "redis"], ["ok", "postgres"],
+    ]  # fmt: skip
+
+
+def test_services_script_refuses_non_loopback_targets() -> None:
+    """Our scripts never reach beyond loopback, whatever the environment says."""
+    env = {**os.environ, "TEST_REDIS_URL": "redis://192.0.2.1:6379/0"}
+    result = subprocess.run(
+        [ROOT / "scripts" / "services", "redis"],
+        capture_output=True, text=True, timeout=30, check=False, env=env,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "TEST_REDIS_URL: '192.0.2.1' is not a loopback address" in result.stderr
+
+
+def test_services_script_reports_a_service_it_cannot_start() -> None:
+    """A service on a port nobody listens on is reported in one line, quickly."""
+    env = {**os.environ, "TEST_REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = subprocess.run(
+        [ROOT / "scripts" / "services", "redis"],
+        capture_output=True, text=True, timeout=30, check=False, env=env,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "MISSING  redis    nothing answers on 127.0.0.1:1 (TEST_REDIS_URL); start it there"
+    ]
+
+
+async def test_redis_prefix_fixture_gives_a_working_namespace(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """The Redis fixture talks to the real server and hands out a private key prefix."""
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        await client.set(f"{redis_prefix}k", b"v", ex=60)
+        assert await client.get(f"{redis_prefix}k") == b"v"
+    finally:
+        await client.aclose()
+
+
+async def test_pg_schema_fixture_gives_a_private_schema(pg_dsn: str, pg_schema: str) -> None:
+    """The PostgreSQL fixture gives a schema of the test's own on the real server."""
+    import asyncpg
+
+    conn = await asyncpg.connect(pg_dsn, timeout=5)
+    try:
+        await conn.execute(f'CREATE TABLE "{pg_schema}".t (x int)')
+        await conn.execute(f'INSERT INTO "{pg_schema}".t VALUES (42)')
+        assert await conn.fetchval(f'SELECT x FROM "{pg_schema}".t') == 42
+    finally:
+        await conn.close()
+
+
+async def test_amqp_names_fixture_names_are_usable_on_the_broker(amqp_url: str, amqp_names) -> None:
+    """The AMQP fixture's names can be declared on the real broker (and are removed afterwards)."""
+    transport, protocol = await amqp_connect(amqp_url)
+    try:
+        channel = await protocol.channel()
+        await channel.exchange_declare(amqp_names.exchange, "topic", durable=True)
+        result = await channel.queue_declare(amqp_names.queue, durable=True)
+        assert result["queue"] == amqp_names.queue
+    finally:
+        await protocol.close()
+        transport.close()
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_imports_in_a_fresh_venv(tmp_path: Path) -> None:
+    """The wheel built by `python -m build` carries both packages and py.typed, and installs."""
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", tmp_path / "dist", ROOT],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("aiohttp_booster-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "aioamqp_ext/py.typed" in names
+    assert "aiohttp_prometheus_monitoring/py.typed" in names
+    assert "aiohttp_prometheus_monitoring/metrics/__init__.py" in names
+    assert not any(name.startswith("tests/") for name in names)
+
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         f"{wheel}[amqp,redis,postgres]"],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    code = (
+        "import aioamqp_ext, aiohttp_prometheus_monitoring, aioamqp, redis.asyncio, asyncpg;"
+        "print(aioamqp_ext.__version__)"
+    )
+    out = subprocess.run(
+        [python, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert out.stdout.strip() == version("aiohttp-booster")
