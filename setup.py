@@ -52,7 +52,6 @@ setup(
         "Development Status :: 3 - Alpha",
         "Framework :: AsyncIO",
         "Framework :: aiohttp",
-        "License :: OSI Approved :: MIT License",
         "Programming Language :: Python :: 3 :: Only",
         "Programming Language :: Python :: 3.11",
         "Programming Language :: Python :: 3.12",
