@@ -11,11 +11,14 @@ import asyncio
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from tests.proxy import FaultProxy
 
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -33,7 +36,7 @@ def _unavailable(service: str, url: str, exc: BaseException) -> None:
 
 async def amqp_connect(url: str) -> tuple[Any, Any]:
     """A raw aioamqp connection to ``url``, for set-up and clean-up outside the code under test."""
-    from urllib.parse import unquote, urlsplit
+    from urllib.parse import unquote
 
     import aioamqp
 
@@ -98,6 +101,28 @@ def redis_url() -> str:
 def pg_dsn() -> str:
     """DSN of a PostgreSQL database that answers SELECT 1."""
     return _probe("PostgreSQL", PG_DSN, _probe_pg)
+
+
+@pytest.fixture
+async def fault_proxy() -> AsyncIterator[Callable[[str], Awaitable[tuple[FaultProxy, str]]]]:
+    """Factory: ``proxy, proxied_url = await fault_proxy(url)``; every proxy is closed afterwards.
+
+    The proxied URL is ``url`` with its host and port pointing at the proxy, which forwards to
+    the real service and can cut, stall, delay or refuse connections on demand.
+    """
+    proxies: list[FaultProxy] = []
+
+    async def make(url: str) -> tuple[FaultProxy, str]:
+        parts = urlsplit(url)
+        proxy = await FaultProxy(parts.hostname or "127.0.0.1", parts.port or 5672).start()
+        proxies.append(proxy)
+        netloc = parts.netloc.rpartition("@")[0]
+        netloc = f"{netloc}@127.0.0.1:{proxy.port}" if netloc else f"127.0.0.1:{proxy.port}"
+        return proxy, urlunsplit(parts._replace(netloc=netloc))
+
+    yield make
+    for proxy in proxies:
+        await proxy.close()
 
 
 @pytest.fixture
