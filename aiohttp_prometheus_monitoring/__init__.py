@@ -1,5 +1,15 @@
 """Health checks of an aiohttp service's dependencies, served as Prometheus gauges."""
 
 from ._version import __version__
+from .errors import MonitoringError, WrongConfiguration
+from .web import MONITORING_KEY, REGISTRY_KEY, get_monitoring, setup_monitoring
 
-__all__ = ["__version__"]
+__all__ = [
+    "MONITORING_KEY",
+    "REGISTRY_KEY",
+    "MonitoringError",
+    "WrongConfiguration",
+    "__version__",
+    "get_monitoring",
+    "setup_monitoring",
+]

@@ -1,0 +1,81 @@
+"""Checking a check's ``params`` against the keyword arguments its class accepts."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from ._redact import safe_repr
+
+_SIMPLE = (str, int, float, bool, type(None))
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _simple_types(annotation: Any) -> tuple[type, ...] | None:
+    """The plain types an annotation allows, or None when it is not a simple one to check."""
+    if annotation in _SIMPLE:
+        return (annotation,)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        allowed: list[type] = []
+        for arg in typing.get_args(annotation):
+            simple = _simple_types(arg)
+            if simple is None:
+                return None
+            allowed.extend(simple)
+        return tuple(allowed)
+    return None
+
+
+def _type_name(kinds: tuple[type, ...]) -> str:
+    return " | ".join("None" if kind is type(None) else kind.__name__ for kind in kinds)
+
+
+def _matches(value: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):  # bool is an int to Python, never to a config reader
+        return bool in kinds
+    if isinstance(value, int) and float in kinds:
+        return True
+    return isinstance(value, kinds)
+
+
+def param_problems(cls: type, params: Mapping[str, Any]) -> list[str]:
+    """What is wrong with building ``cls(**params)``: unknown, missing or mistyped keywords."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):  # a class whose signature cannot be read: trust it
+        return []
+    try:
+        hints = typing.get_type_hints(cls.__init__)  # type: ignore[misc]
+    except Exception:  # unresolvable annotations only lose us the type checks
+        hints = {}
+    accepted = {
+        name: param
+        for name, param in signature.parameters.items()
+        if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+    }
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    problems: list[str] = []
+    for key in params:
+        if key not in accepted and not takes_any:
+            hint = _did_you_mean(key, list(accepted))
+            problems.append(f"params: unexpected keyword {key!r}{hint}")
+    for name, param in accepted.items():
+        if param.default is param.empty and name not in params:
+            problems.append(f"params: missing required keyword {name!r}")
+    for key, value in params.items():
+        kinds = _simple_types(hints.get(key)) if key in accepted else None
+        if kinds is not None and not _matches(value, kinds):
+            problems.append(
+                f"params: {key!r} expects {_type_name(kinds)}, "
+                f"got {type(value).__name__} {safe_repr(key, value)}"
+            )
+    return problems

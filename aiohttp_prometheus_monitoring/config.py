@@ -1,0 +1,231 @@
+"""The MONITORING dict of the talk, validated once into frozen dataclasses.
+
+``load_config`` checks the whole dict before anything is built and raises
+:class:`~aiohttp_prometheus_monitoring.WrongConfiguration` listing every problem. The
+caller's dict is only read, never changed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, cast
+
+from ._params import param_problems
+from ._redact import redact, safe_repr, secrets_of
+from .errors import WrongConfiguration
+from .metrics.base import Check, kind_of
+from .registry import RESERVED_NAMES
+
+NAME_PATTERN = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+MAX_DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT_SHARE = 0.8  # of sleep_time: a run ends before the next one is due
+TOP_KEYS = ("route_ping", "route_metrics", "metrics", "include_default_registry")
+ENTRY_KEYS = ("name", "description", "module", "sleep_time", "timeout", "params")
+REQUIRED_ENTRY_KEYS = ("name", "description", "module", "sleep_time")
+
+
+def default_timeout(sleep_time: float) -> float:
+    """The timeout of a check whose entry gives none: below ``sleep_time``, at most 10 s."""
+    return min(MAX_DEFAULT_TIMEOUT, sleep_time * DEFAULT_TIMEOUT_SHARE)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckConfig:
+    """One entry of ``metrics``: a check class, its params and its schedule."""
+
+    name: str
+    description: str
+    module: str
+    check_class: type[Check] = field(compare=False)
+    sleep_time: float
+    timeout: float
+    params: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def kind(self) -> str:
+        """The ``kind`` label of the check class (redis, http, ..., custom)."""
+        return kind_of(self.check_class)
+
+    def create_check(self) -> Check:
+        """A new instance of the check class built with ``params``."""
+        return self.check_class(**self.params)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitoringConfig:
+    """The whole MONITORING dict: routes, the default-registry switch and the checks."""
+
+    route_ping: str | None = "/ping"
+    route_metrics: str | None = "/metrics"
+    include_default_registry: bool = True
+    metrics: tuple[CheckConfig, ...] = ()
+
+
+def _hint(word: str, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _import_class(path: Any) -> tuple[type[Check] | None, str | None]:
+    """The class at a dotted path, or None and why it cannot be had."""
+    if not isinstance(path, str):
+        return None, f"module: expected a dotted path string, got {type(path).__name__}"
+    module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        return None, f"module: {path!r} is not a dotted path to a class (package.module.Class)"
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any import failure is a configuration problem to report
+        return None, f"module: cannot import {module_name!r}: {exc}"
+    cls = getattr(module, attr, None)
+    if cls is None:
+        return None, f"module: {module_name!r} has no attribute {attr!r}"
+    if not inspect.isclass(cls) or not inspect.iscoroutinefunction(getattr(cls, "check", None)):
+        return None, f"module: {path!r} is not a check class (needs `async def check(self)`)"
+    return cast("type[Check]", cls), None
+
+
+def _duration(entry: Mapping[str, Any], key: str) -> tuple[float | None, str | None]:
+    value: Any = entry.get(key)
+    if not _is_number(value) or not math.isfinite(value):
+        return None, f"{key}: expected a number of seconds, got {safe_repr(key, value)}"
+    if value <= 0:
+        return None, f"{key}: must be > 0, got {value!r}"
+    return float(value), None
+
+
+def _route(raw: Mapping[str, Any], key: str, default: str) -> tuple[str | None, list[str]]:
+    value = raw.get(key, default)
+    if value is None or (isinstance(value, str) and value.startswith("/")):
+        return value, []
+    return None, [f"{key}: expected a path starting with '/' or None, got {value!r}"]
+
+
+def _entry(index: int, entry: Any, seen: dict[str, int]) -> tuple[CheckConfig | None, list[str]]:
+    """One ``metrics`` entry, or the problems that stop it being one."""
+    if not isinstance(entry, Mapping):
+        return None, [f"metrics[{index}]: expected a dict, got {type(entry).__name__}"]
+    name = entry.get("name")
+    where = f"metrics[{index}] {name!r}" if isinstance(name, str) else f"metrics[{index}]"
+    problems: list[str] = []
+    problems += [
+        f"unknown key {k!r}{_hint(str(k), ENTRY_KEYS)}" for k in entry if k not in ENTRY_KEYS
+    ]
+    problems += [f"missing key {k!r}" for k in REQUIRED_ENTRY_KEYS if k not in entry]
+    if "name" in entry:
+        if not isinstance(name, str):
+            problems.append(f"name: expected a string, got {type(name).__name__}")
+        elif not NAME_PATTERN.fullmatch(name):
+            problems.append(
+                f"name: {name!r} is not a valid Prometheus metric name "
+                "(letters, digits, '_' and ':', not starting with a digit)"
+            )
+        elif name in RESERVED_NAMES:
+            problems.append(f"name: {name!r} clashes with a metric family of this library")
+        elif name in seen:
+            problems.append(f"name: duplicate of metrics[{seen[name]}]; names must be unique")
+        else:
+            seen[name] = index
+    description = entry.get("description")
+    if "description" in entry and not isinstance(description, str):
+        problems.append(f"description: expected a string, got {type(description).__name__}")
+    sleep_time = timeout = None
+    if "sleep_time" in entry:
+        sleep_time, problem = _duration(entry, "sleep_time")
+        problems += [problem] if problem else []
+    if "timeout" in entry:
+        timeout, problem = _duration(entry, "timeout")
+        problems += [problem] if problem else []
+    params = entry.get("params", {})
+    if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
+        problems.append(
+            f"params: expected a dict of keyword arguments, got {type(params).__name__}"
+        )
+        params = None
+    cls = None
+    if "module" in entry:
+        cls, problem = _import_class(entry["module"])
+        problems += [problem] if problem else []
+    secrets = secrets_of(params) if params is not None else ()
+    if cls is not None and params is not None:
+        params_problems = param_problems(cls, params)
+        if not params_problems:
+            try:
+                cls(**params)  # a trial build: constructors validate values (ports, URLs...)
+            except Exception as exc:  # whatever the class rejects is reported, redacted
+                params_problems.append(f"params: {redact(str(exc), secrets)}")
+        problems += params_problems
+    if problems:
+        return None, [f"{where}: {problem}" for problem in problems]
+    assert cls is not None
+    assert params is not None
+    assert sleep_time is not None
+    assert isinstance(name, str)
+    assert isinstance(description, str)
+    return CheckConfig(
+        name=name,
+        description=description,
+        module=entry["module"],
+        check_class=cls,
+        sleep_time=sleep_time,
+        timeout=timeout if timeout is not None else default_timeout(sleep_time),
+        params=MappingProxyType(dict(params)),
+        secrets=secrets,
+    ), []
+
+
+def load_config(raw: Mapping[str, Any]) -> MonitoringConfig:
+    """Validate a MONITORING dict and return it as a :class:`MonitoringConfig`.
+
+    Args:
+        raw: the MONITORING dict (``route_ping``, ``route_metrics``, ``metrics``,
+            ``include_default_registry``); it is only read.
+
+    Raises:
+        WrongConfiguration: listing every problem found, each naming its entry.
+    """
+    if not isinstance(raw, Mapping):
+        raise WrongConfiguration([f"expected a dict, got {type(raw).__name__}"])
+    problems = [f"unknown key {k!r}{_hint(str(k), TOP_KEYS)}" for k in raw if k not in TOP_KEYS]
+    route_ping, route_problems = _route(raw, "route_ping", "/ping")
+    problems += route_problems
+    route_metrics, route_problems = _route(raw, "route_metrics", "/metrics")
+    problems += route_problems
+    if route_ping is not None and route_ping == route_metrics:
+        problems.append(f"route_metrics: same path as route_ping ({route_ping!r})")
+    include_default = raw.get("include_default_registry", True)
+    if not isinstance(include_default, bool):
+        problems.append(
+            f"include_default_registry: expected True or False, got {include_default!r}"
+        )
+    entries = raw.get("metrics", [])
+    checks: list[CheckConfig] = []
+    if isinstance(entries, list | tuple):
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(entries):
+            check, entry_problems = _entry(index, entry, seen)
+            problems += entry_problems
+            if check is not None:
+                checks.append(check)
+    else:
+        problems.append(f"metrics: expected a list of check entries, got {type(entries).__name__}")
+    if problems:
+        raise WrongConfiguration(problems)
+    return MonitoringConfig(
+        route_ping=route_ping,
+        route_metrics=route_metrics,
+        include_default_registry=include_default,
+        metrics=tuple(checks),
+    )

@@ -1,0 +1,103 @@
+"""What a check is: ``BaseMetric`` to subclass, and the ``Check`` protocol the scheduler runs.
+
+A check is built once from its entry's ``params`` (``Check(**params)``) and its
+``async def check(self) -> bool`` is awaited every ``sleep_time``: True means up. Raising,
+returning anything falsy or running past the entry's ``timeout`` means down. A check opens
+what it needs inside ``check()`` and closes it before returning, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from .._redact import MASK, is_secret_key, redact_url
+
+CLOSE_TIMEOUT = 1.0  # a polite close gets this long before the connection is dropped
+
+
+@runtime_checkable
+class Check(Protocol):
+    """The plug-in point: anything built with ``**params`` that has an async ``check()``."""
+
+    async def check(self) -> bool:
+        """Whether the watched system is up right now."""
+        ...
+
+
+class BaseMetric:
+    """Base class of checks; subclass it and implement :meth:`check`.
+
+    Args:
+        **params: the entry's ``params``; subclasses usually declare them as keyword
+            arguments instead, so that a misspelt one is reported at set-up.
+    """
+
+    #: the ``kind`` label of ``monitoring_check_up``: a small fixed set, ``custom`` for yours.
+    kind: ClassVar[str] = "custom"
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+
+    async def check(self) -> bool:
+        """Whether the watched system is up; subclasses must implement it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement `async def check()`")
+
+    async def close(self) -> None:
+        """Release what the check keeps between runs; called once when monitoring stops."""
+
+    def __repr__(self) -> str:
+        params = getattr(self, "params", {})
+        shown = ", ".join(
+            f"{key}={MASK!r}" if is_secret_key(key) else f"{key}={_shown(value)}"
+            for key, value in params.items()
+        )
+        return f"{type(self).__name__}({shown})"
+
+
+def _shown(value: Any) -> str:
+    return repr(redact_url(value)) if isinstance(value, str) else repr(value)
+
+
+def kind_of(cls: type) -> str:
+    """The ``kind`` label of a check class: its ``kind`` attribute, else ``custom``."""
+    kind = getattr(cls, "kind", "custom")
+    return kind if isinstance(kind, str) and kind else "custom"
+
+
+def parse_port(port: int | str, what: str = "port") -> int:
+    """A TCP port from an int or a numeric string (the talk writes ``'port': '6379'``).
+
+    Raises:
+        ValueError: not a number between 1 and 65535.
+    """
+    try:
+        number = int(port)
+    except (TypeError, ValueError):
+        number = 0
+    if isinstance(port, bool) or not 0 < number < 65536:
+        raise ValueError(f"{what}: expected a TCP port 1-65535, got {port!r}")
+    return number
+
+
+async def close_politely(close: Callable[[], Awaitable[Any]], drop: Callable[[], Any]) -> None:
+    """Close a connection gracefully, within :data:`CLOSE_TIMEOUT`; else drop it at once.
+
+    ``drop`` (closing the transport, say) runs whenever the polite close fails, times out
+    or is cancelled, so that no socket outlives its check. Cancellation still propagates.
+    """
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await close()
+    except asyncio.CancelledError:
+        _drop_quietly(drop)
+        raise
+    except Exception:  # a failed goodbye: the connection is dropped all the same
+        _drop_quietly(drop)
+
+
+def _drop_quietly(drop: Callable[[], Any]) -> None:
+    with contextlib.suppress(Exception):
+        drop()

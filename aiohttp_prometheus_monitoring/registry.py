@@ -1,0 +1,109 @@
+"""The app's own Prometheus registry and the metric families of the checks.
+
+Everything is rendered at scrape time from the scheduler's last results, so a scrape
+never waits on a check and a check that has not finished its first run is not shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .scheduler import CheckState
+
+UP = "monitoring_check_up"
+DURATION = "monitoring_check_duration_seconds"
+LAST_SUCCESS = "monitoring_check_last_success_timestamp_seconds"
+TIMEOUT = "monitoring_check_timeout_seconds"
+RUNS = "monitoring_check_runs"  # a counter: exposed as monitoring_check_runs_total
+RESULTS = ("success", "failure", "timeout", "error")
+FAMILIES = (UP, DURATION, LAST_SUCCESS, TIMEOUT, RUNS)
+#: names a check entry may not take: our families and the samples they expose
+RESERVED_NAMES = frozenset({*FAMILIES, f"{RUNS}_total", f"{RUNS}_created"})
+
+
+class _Families(NamedTuple):
+    up: GaugeMetricFamily
+    duration: GaugeMetricFamily
+    last_success: GaugeMetricFamily
+    timeout: GaugeMetricFamily
+    runs: CounterMetricFamily
+
+
+def _families() -> _Families:
+    return _Families(
+        GaugeMetricFamily(UP, "Whether the check passed on its last run (1) or not (0).",
+                          labels=["check", "kind"]),
+        GaugeMetricFamily(DURATION, "How long the last run of the check took.",
+                          labels=["check"]),
+        GaugeMetricFamily(LAST_SUCCESS, "When the check last passed, in Unix time.",
+                          labels=["check"]),
+        GaugeMetricFamily(TIMEOUT, "How long a run of the check may take before it counts "
+                          "as down.", labels=["check"]),
+        CounterMetricFamily(RUNS, "Finished runs of the check, by result.",
+                            labels=["check", "result"]),
+    )  # fmt: skip
+
+
+class ChecksCollector:
+    """Renders the talk's per-check gauges and the ``monitoring_check_*`` families."""
+
+    def __init__(self, states: Sequence[CheckState]) -> None:
+        self._states = tuple(states)
+
+    def describe(self) -> Iterable[Metric]:
+        """Every name we expose, so that the registry refuses a collector that clashes."""
+        for state in self._states:
+            yield GaugeMetricFamily(state.name, state.description)
+        yield from _families()
+
+    def collect(self) -> Iterator[Metric]:
+        """The families from the last finished runs; checks that never finished are left out."""
+        done = [state for state in self._states if state.up is not None]
+        for state in done:
+            yield GaugeMetricFamily(state.name, state.description, value=float(state.up is True))
+        families = _families()
+        for state in done:
+            families.up.add_metric([state.name, state.kind], float(state.up is True))
+            families.duration.add_metric([state.name], state.duration)
+            if state.last_success is not None:
+                families.last_success.add_metric([state.name], state.last_success)
+            families.timeout.add_metric([state.name], state.timeout)
+            for result in RESULTS:
+                families.runs.add_metric([state.name, result], state.runs[result])
+        yield from families
+
+
+class DefaultRegistryCollector:
+    """Passes on the metrics of prometheus_client's default registry (process, python, the
+    app's own), except any family whose name this app's registry already has."""
+
+    def __init__(self, taken: Iterable[str]) -> None:
+        self._taken = frozenset(taken)
+
+    def collect(self) -> Iterator[Metric]:
+        """The default registry's metrics, read at scrape time."""
+        for metric in REGISTRY.collect():
+            names = {metric.name, *(sample.name for sample in metric.samples)}
+            if names.isdisjoint(self._taken):
+                yield metric
+
+
+def create_registry(states: Sequence[CheckState], include_default: bool) -> CollectorRegistry:
+    """A registry of the app's own, holding our checks and, optionally, the default metrics."""
+    registry = CollectorRegistry()
+    checks: Collector = ChecksCollector(states)
+    registry.register(checks)
+    if include_default:
+        taken = {*RESERVED_NAMES, *(state.name for state in states)}
+        registry.register(DefaultRegistryCollector(taken))
+    return registry

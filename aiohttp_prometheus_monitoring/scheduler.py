@@ -1,0 +1,154 @@
+"""The timers: each check runs at start-up, then every ``sleep_time``, under its ``timeout``.
+
+Runs are scheduled on ``loop.time()`` (no drift however long a run takes) with a little
+jitter, each check in a task of its own, so one slow or broken check never delays another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ._redact import redact
+from .registry import RESULTS
+
+if TYPE_CHECKING:
+    from .config import CheckConfig
+    from .metrics.base import Check
+
+logger = logging.getLogger(__name__)
+JITTER_SHARE = 0.05  # of sleep_time, added to each run so that checks spread out
+MAX_JITTER = 1.0
+
+
+@dataclass(slots=True, kw_only=True)
+class CheckState:
+    """The last results of one check: what ``/metrics`` shows."""
+
+    name: str
+    description: str
+    kind: str
+    timeout: float
+    up: bool | None = None  # None until the first run finishes
+    duration: float = 0.0
+    last_success: float | None = None
+    runs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESULTS, 0))
+
+    @classmethod
+    def of(cls, config: CheckConfig) -> CheckState:
+        """A fresh state for a configured check."""
+        return cls(
+            name=config.name, description=config.description, kind=config.kind,
+            timeout=config.timeout,
+        )  # fmt: skip
+
+
+class Scheduler:
+    """Runs a set of checks on the running loop until :meth:`close`.
+
+    Args:
+        checks: each check's configuration, its built instance, and the state it updates.
+    """
+
+    def __init__(self, checks: Sequence[tuple[CheckConfig, Check, CheckState]]) -> None:
+        self._checks = tuple(checks)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._random = random.Random()
+
+    @property
+    def running(self) -> bool:
+        """Whether the check tasks are running."""
+        return bool(self._tasks)
+
+    def start(self) -> None:
+        """Start one task per check on the running loop; a no-op when already running."""
+        if self._tasks:
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._run_forever(*check), name=f"monitoring check {check[0].name}")
+            for check in self._checks
+        ]
+
+    async def close(self) -> None:
+        """Cancel every check task and wait for them, then close the checks; idempotent."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task, (config, check, _) in zip(tasks, self._checks, strict=True):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            close = getattr(check, "close", None)
+            if close is None:
+                continue
+            try:
+                await close()
+            except Exception as exc:  # a check that fails to close must not stop the others
+                logger.warning(
+                    "check %s: close() failed: %s", config.name,
+                    redact(repr(exc), config.secrets), extra={"check": config.name},
+                )  # fmt: skip
+
+    async def _run_forever(self, config: CheckConfig, check: Check, state: CheckState) -> None:
+        loop = asyncio.get_running_loop()
+        period = config.sleep_time
+        start = loop.time()
+        tick = 0
+        while True:
+            await run_once(config, check, state)
+            # the next tick of the fixed grid start + n * period that is still ahead of us
+            tick = max(tick + 1, int((loop.time() - start) / period) + 1)
+            jitter = self._random.uniform(0.0, min(period * JITTER_SHARE, MAX_JITTER))
+            await asyncio.sleep(max(0.0, start + tick * period + jitter - loop.time()))
+
+
+async def run_once(config: CheckConfig, check: Check, state: CheckState) -> None:
+    """Run a check once under its timeout and record the result in ``state``.
+
+    A raise or a timeout counts as down; cancellation from outside propagates.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    reason = ""
+    try:
+        async with asyncio.timeout(config.timeout) as deadline:
+            passed = bool(await check.check())
+        result = "success" if passed else "failure"
+        reason = "" if passed else "the check returned False"
+    except TimeoutError as exc:
+        result = "timeout"
+        reason = (
+            f"no answer within its timeout of {config.timeout:g} s"
+            if deadline.expired()
+            else f"timed out: {exc!r}"
+        )
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():  # we are being stopped: let it through
+            raise
+        result = "error"  # a check that raised CancelledError on its own
+        reason = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # any failure of a check is a "down", never a crash
+        result = "error"
+        reason = f"{type(exc).__name__}: {exc}"
+    state.duration = loop.time() - started
+    state.runs[result] += 1
+    up = result == "success"
+    if up:
+        state.last_success = time.time()
+    previous, state.up = state.up, up
+    if previous is up:
+        return
+    if up:
+        logger.info("check %s is up", config.name, extra={"check": config.name})
+    else:
+        logger.warning(
+            "check %s is down (%s): %s", config.name, result, redact(reason, config.secrets),
+            extra={"check": config.name},
+        )  # fmt: skip
