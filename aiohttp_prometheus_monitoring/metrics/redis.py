@@ -1,0 +1,87 @@
+"""Redis check: up when the server answers PING. It never writes anything."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .._optional import require
+from .._redact import redact_url
+from .base import BaseMetric, parse_port
+
+if TYPE_CHECKING:
+    import redis.asyncio as redis_asyncio
+    import redis.asyncio.retry as redis_retry
+    import redis.backoff as redis_backoff
+else:
+    redis_asyncio = require("redis.asyncio", "redis")
+    redis_retry = require("redis.asyncio.retry", "redis")
+    redis_backoff = require("redis.backoff", "redis")
+
+
+class RedisMetric(BaseMetric):
+    """Up when Redis answers PING, on a connection of its own closed after each run.
+
+    Give either ``url`` (``redis://[:password@]host:port/db``, ``rediss://`` for TLS) or
+    ``host``/``port`` and the rest.
+
+    Args:
+        host: the server's host (default ``localhost``).
+        port: its port (default 6379; an int or a numeric string).
+        db: the database number to select.
+        password: the password, if the server wants one (never shown).
+        username: the ACL user name, with ``password``.
+        ssl: connect with TLS.
+        url: all of the above as one URL.
+    """
+
+    kind: ClassVar[str] = "redis"
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | str | None = None,
+        db: int = 0,
+        password: str | None = None,
+        username: str | None = None,
+        ssl: bool = False,
+        url: str | None = None,
+    ) -> None:
+        if url is not None and (host is not None or port is not None):
+            raise ValueError("give either url or host/port, not both")
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"url: expected a redis:// or rediss:// URL, got {redact_url(url)!r}")
+        self.url = url
+        self.host = host or "localhost"
+        self.port = parse_port(port if port is not None else 6379)
+        self.db = db
+        self.username = username
+        self._password = password
+        self.ssl = ssl
+
+    def _client(self) -> redis_asyncio.Redis:
+        # No retries, no CLIENT SETINFO on connect: one PING is all we send.
+        options: dict[str, Any] = {
+            "single_connection_client": True,
+            "lib_name": None,
+            "lib_version": None,
+            "retry": redis_retry.Retry(redis_backoff.NoBackoff(), 0),
+        }
+        if self.url is not None:
+            return redis_asyncio.Redis.from_url(self.url, **options)
+        return redis_asyncio.Redis(
+            host=self.host, port=self.port, db=self.db, username=self.username,
+            password=self._password, ssl=self.ssl, **options,
+        )  # fmt: skip
+
+    async def check(self) -> bool:
+        """PING on a fresh connection, closed whatever happens."""
+        client = self._client()
+        try:
+            return bool(await client.ping())
+        finally:
+            await client.aclose()
+
+    def __repr__(self) -> str:
+        if self.url is not None:
+            return f"RedisMetric(url={redact_url(self.url)!r})"
+        return f"RedisMetric(host={self.host!r}, port={self.port!r}, db={self.db!r})"
