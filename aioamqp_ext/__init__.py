@@ -1,5 +1,55 @@
 """RabbitMQ producer and consumer base classes over aioamqp, with at-least-once delivery."""
 
 from ._version import __version__
+from .base import BaseAmqp
+from .config import AmqpConfig, BrokerUrl, mask_url
+from .consumer import BaseConsumer
+from .errors import (
+    AmqpConnectionError,
+    AmqpExtError,
+    AmqpTimeoutError,
+    ClosedError,
+    ConfigurationError,
+    DeserializationError,
+    PublishError,
+    PublishNackedError,
+    PublishTimeoutError,
+    SerializationError,
+    TopologyError,
+    UnroutableError,
+)
+from .producer import BaseProducer
+from .serializers import (
+    JsonSerializer,
+    MsgpackSerializer,
+    RawSerializer,
+    Serializer,
+    TextSerializer,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "AmqpConfig",
+    "AmqpConnectionError",
+    "AmqpExtError",
+    "AmqpTimeoutError",
+    "BaseAmqp",
+    "BaseConsumer",
+    "BaseProducer",
+    "BrokerUrl",
+    "ClosedError",
+    "ConfigurationError",
+    "DeserializationError",
+    "JsonSerializer",
+    "MsgpackSerializer",
+    "PublishError",
+    "PublishNackedError",
+    "PublishTimeoutError",
+    "RawSerializer",
+    "SerializationError",
+    "Serializer",
+    "TextSerializer",
+    "TopologyError",
+    "UnroutableError",
+    "__version__",
+    "mask_url",
+]

@@ -1,0 +1,430 @@
+"""The one module that touches aioamqp (untyped): a connection with one channel, typed outward.
+
+aioamqp 0.15 is unmaintained; what it gets wrong is covered here:
+
+- it ignores ``multiple`` on publisher-confirm acks (its issue #233), so confirms are tracked
+  here: delivery tag -> future, and an ack or nack with ``multiple`` settles every tag up to it;
+- it awaits each delivery callback inside its frame reader (its issue #150), so the callback
+  handed to :meth:`Connection.consume` must be quick: it only hands the delivery over;
+- a lost connection or a channel closed by the broker fails every waiting publish at once,
+  and ``on_lost`` is told, so the owner can heal the connection underneath its API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ._optional import require
+from .config import BrokerUrl
+from .errors import (
+    AmqpConnectionError,
+    AmqpTimeoutError,
+    ConfigurationError,
+    PublishNackedError,
+    TopologyError,
+    UnroutableError,
+)
+
+require("aioamqp", "amqp")  # an ImportError naming the extra, before the plain imports below
+import aioamqp  # noqa: E402
+import aioamqp.channel  # noqa: E402
+import aioamqp.protocol  # noqa: E402
+import pamqp.body  # noqa: E402  (pamqp comes with aioamqp)
+import pamqp.commands  # noqa: E402
+import pamqp.frame  # noqa: E402
+import pamqp.header  # noqa: E402
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+_FRAME_OVERHEAD = 8  # frame header (7 bytes) and frame-end octet
+_DRAIN_ABOVE = 256 * 1024  # bytes buffered before a publish waits for the socket
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """A message received by a consumer, in plain Python values."""
+
+    body: bytes = field(repr=False)
+    delivery_tag: int
+    exchange: str
+    routing_key: str
+    redelivered: bool
+    properties: dict[str, Any] = field(repr=False)
+
+    @property
+    def message_id(self) -> str | None:
+        """The message's ``message_id`` property, if any."""
+        value = self.properties.get("message_id")
+        return None if value is None else str(value)
+
+    @property
+    def content_type(self) -> str | None:
+        """The message's ``content_type`` property, if any."""
+        value = self.properties.get("content_type")
+        return None if value is None else str(value)
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        """The message's headers (empty when it has none)."""
+        return dict(self.properties.get("headers") or {})
+
+
+class _Channel(aioamqp.channel.Channel):  # type: ignore[misc]  # aioamqp is untyped
+    """aioamqp's channel, reporting confirms and closure to its :class:`Connection`."""
+
+    def __init__(self, *args: Any, owner: Connection, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+
+    async def basic_server_ack(self, frame: Any) -> None:
+        self.owner._settle(frame.delivery_tag, frame.multiple, nacked=False)
+
+    async def basic_server_nack(self, frame: Any, delivery_tag: Any = None) -> None:
+        self.owner._settle(frame.delivery_tag, frame.multiple, nacked=True)
+
+    def connection_closed(
+        self, server_code: Any = None, server_reason: Any = None, exception: Any = None
+    ) -> None:
+        super().connection_closed(server_code, server_reason, exception)
+        if server_code:
+            reason = f"closed by the broker ({server_code} {server_reason})"
+        elif isinstance(exception, aioamqp.ChannelClosed) and exception.code:
+            reason = f"closed by the broker ({exception.code} {exception.message})"
+        elif exception is not None and not isinstance(exception, aioamqp.ChannelClosed):
+            reason = f"connection lost ({_describe(exception)})"
+        else:
+            reason = "connection lost"
+        self.owner._closed(reason)
+
+
+class _Protocol(aioamqp.protocol.AmqpProtocol):  # type: ignore[misc]  # aioamqp is untyped
+    CHANNEL_FACTORY = _Channel
+
+
+class Connection:
+    """One AMQP connection and its channel (publisher confirms on when asked).
+
+    Every call has a timeout and raises only aioamqp_ext errors naming the masked URL.
+    """
+
+    def __init__(self, url: BrokerUrl, *, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.on_lost: Callable[[AmqpConnectionError], None] | None = None
+        self._transport: asyncio.BaseTransport | None = None
+        self._protocol: Any = None
+        self._channel: Any = None
+        self._confirms = False
+        self._next_tag = 1
+        self._pending: dict[int, asyncio.Future[None]] = {}
+        self._mandatory: dict[int, str] = {}  # delivery tag -> message_id, until confirmed
+        self._returned: dict[int, UnroutableError] = {}
+        self._lost: str | None = None
+        self._closing = False
+
+    @classmethod
+    async def open(
+        cls, urls: tuple[BrokerUrl, ...], *, timeout: float, heartbeat: int, confirms: bool
+    ) -> Connection:
+        """Connect to the first URL that answers, open a channel, enable confirms if asked.
+
+        Raises:
+            AmqpConnectionError: no URL answered (:class:`AmqpTimeoutError` if within
+                ``timeout`` nothing did); the message names each masked URL and why.
+        """
+        problems: list[AmqpConnectionError] = []
+        for url in urls:
+            conn = cls(url, timeout=timeout)
+            try:
+                await conn._connect(heartbeat=heartbeat, confirms=confirms)
+            except AmqpConnectionError as exc:
+                problems.append(exc)
+                continue
+            return conn
+        if len(problems) == 1:
+            raise problems[0]
+        kind = AmqpTimeoutError if all(isinstance(p, TimeoutError) for p in problems) else None
+        message = "cannot connect to any broker: " + "; ".join(str(p) for p in problems)
+        raise (kind or AmqpConnectionError)(message)
+
+    async def _connect(self, *, heartbeat: int, confirms: bool) -> None:
+        url = self.url
+        loop = asyncio.get_running_loop()
+        context = ssl.create_default_context() if url.ssl else None
+        try:
+            async with asyncio.timeout(self.timeout):
+                self._transport, self._protocol = await loop.create_connection(
+                    lambda: _Protocol(heartbeat=heartbeat), url.host, url.port, ssl=context
+                )
+                await self._protocol.start_connection(
+                    url.host, url.port, url.login, url.password, url.virtualhost, ssl=url.ssl
+                )
+                self._channel = await self._protocol.channel(
+                    owner=self, return_callback=self._on_return
+                )
+                if confirms:
+                    await self._channel.confirm_select()
+                    self._confirms = True
+        except BaseException as exc:
+            await self._abort()
+            if isinstance(exc, TimeoutError):
+                raise AmqpTimeoutError(
+                    f"cannot connect to {url}: no answer within {self.timeout:g} s"
+                ) from None
+            if isinstance(exc, OSError | aioamqp.AioamqpException):
+                raise AmqpConnectionError(f"cannot connect to {url}: {_describe(exc)}") from None
+            raise
+
+    @property
+    def is_open(self) -> bool:
+        """True while the connection and its channel are usable."""
+        return self._lost is None and not self._closing and self._channel is not None
+
+    async def _call(self, what: str, coro: Coroutine[Any, Any, T], *, topology: bool = False) -> T:
+        """Await an aioamqp call within the timeout, translating its errors."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await coro
+        except TimeoutError:
+            # An unanswered call leaves aioamqp's waiters in an unknown state: drop the connection.
+            self._closed(f"no answer within {self.timeout:g} s")
+            if self._transport is not None:
+                self._transport.close()
+            raise AmqpTimeoutError(
+                f"{what}: no answer from {self.url} within {self.timeout:g} s"
+            ) from None
+        except aioamqp.ChannelClosed as exc:
+            if topology and exc.code in (403, 404, 405, 406):
+                raise TopologyError(
+                    f"{what}: refused by {self.url}: {exc.code} {exc.message}"
+                ) from None
+            raise AmqpConnectionError(
+                f"{what}: {self._lost or _describe(exc)} ({self.url})"
+            ) from None
+        except (OSError, aioamqp.AioamqpException) as exc:
+            raise AmqpConnectionError(
+                f"{what}: {self._lost or _describe(exc)} ({self.url})"
+            ) from None
+
+    def _check_open(self, what: str) -> None:
+        if not self.is_open:
+            raise AmqpConnectionError(f"{what}: {self._lost or 'connection closed'} ({self.url})")
+
+    async def declare_exchange(self, name: str, kind: str, *, durable: bool, passive: bool) -> None:
+        """Declare (or with ``passive`` only check) an exchange."""
+        what = f"exchange {name!r}" + (" (passive check)" if passive else "")
+        self._check_open(what)
+        call = self._channel.exchange_declare(name, kind, passive=passive, durable=durable)
+        await self._call(what, call, topology=True)
+
+    async def declare_queue(
+        self, name: str, *, durable: bool, passive: bool, arguments: Mapping[str, Any]
+    ) -> int:
+        """Declare (or check) a queue; returns the number of messages ready in it."""
+        what = f"queue {name!r}" + (" (passive check)" if passive else "")
+        self._check_open(what)
+        call = self._channel.queue_declare(
+            name, passive=passive, durable=durable, arguments=dict(arguments)
+        )
+        result = await self._call(what, call, topology=True)
+        return int(result["message_count"])
+
+    async def bind_queue(self, queue: str, exchange: str, routing_key: str) -> None:
+        """Bind ``queue`` to ``exchange`` with ``routing_key``."""
+        what = f"binding of queue {queue!r} to exchange {exchange!r} with key {routing_key!r}"
+        self._check_open(what)
+        await self._call(
+            what, self._channel.queue_bind(queue, exchange, routing_key), topology=True
+        )
+
+    async def qos(self, prefetch_count: int, prefetch_size: int) -> None:
+        """Limit unacknowledged deliveries (per consumer)."""
+        self._check_open("basic.qos")
+        call = self._channel.basic_qos(prefetch_size=prefetch_size, prefetch_count=prefetch_count)
+        await self._call("basic.qos", call)
+
+    async def consume(self, queue: str, on_delivery: Callable[[Delivery], None]) -> str:
+        """Start consuming ``queue``; ``on_delivery`` is called (synchronously) per message."""
+
+        async def deliver(channel: Any, body: bytes, envelope: Any, properties: Any) -> None:
+            values = {name: getattr(properties, name) for name in properties.__slots__}
+            on_delivery(
+                Delivery(
+                    body=bytes(body),
+                    delivery_tag=envelope.delivery_tag,
+                    exchange=envelope.exchange_name,
+                    routing_key=envelope.routing_key,
+                    redelivered=bool(envelope.is_redeliver),
+                    properties={k: v for k, v in values.items() if v is not None},
+                )
+            )
+
+        async def cancelled(channel: Any, consumer_tag: Any) -> None:
+            self._closed(f"consumer cancelled by the broker (was queue {queue!r} deleted?)")
+
+        self._check_open(f"basic.consume on {queue!r}")
+        self._channel.add_cancellation_callback(cancelled)
+        result = await self._call(
+            f"basic.consume on {queue!r}", self._channel.basic_consume(deliver, queue_name=queue)
+        )
+        return str(result["consumer_tag"])
+
+    async def cancel(self, consumer_tag: str) -> None:
+        """Stop a consumer: the broker sends it no more messages."""
+        self._check_open("basic.cancel")
+        await self._call("basic.cancel", self._channel.basic_cancel(consumer_tag))
+
+    async def ack(self, delivery_tag: int) -> None:
+        """Acknowledge one delivery."""
+        self._check_open("basic.ack")
+        await self._call("basic.ack", self._channel.basic_client_ack(delivery_tag))
+
+    async def reject(self, delivery_tag: int, *, requeue: bool) -> None:
+        """Reject one delivery (dead-lettered, or dropped, unless ``requeue``)."""
+        self._check_open("basic.reject")
+        await self._call("basic.reject", self._channel.basic_reject(delivery_tag, requeue=requeue))
+
+    async def publish(
+        self,
+        body: bytes,
+        *,
+        exchange: str,
+        routing_key: str,
+        properties: Mapping[str, Any],
+        mandatory: bool,
+    ) -> None:
+        """Publish one message and, with confirms on, wait for the broker's confirm.
+
+        Raises:
+            ConfigurationError: ``properties`` holds an unknown or ill-typed property.
+            PublishNackedError: the broker nacked the message.
+            UnroutableError: ``mandatory`` and no queue matched.
+            AmqpConnectionError: the connection or channel was lost first.
+        """
+        try:
+            header = pamqp.header.ContentHeader(
+                body_size=len(body), properties=pamqp.commands.Basic.Properties(**properties)
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"publish_message: properties: {exc}") from None
+        method = pamqp.commands.Basic.Publish(
+            exchange=exchange, routing_key=routing_key, mandatory=mandatory
+        )
+        channel_id = self._channel.channel_id if self._channel else 0
+        chunk = max((self._protocol.server_frame_max or 0) - _FRAME_OVERHEAD, 0) or len(body) or 1
+        data = [pamqp.frame.marshal(method, channel_id), pamqp.frame.marshal(header, channel_id)]
+        for start in range(0, len(body), chunk):
+            data.append(
+                pamqp.frame.marshal(pamqp.body.ContentBody(body[start : start + chunk]), channel_id)
+            )
+        self._check_open(f"publish to exchange {exchange!r}")
+        # Frames and tag are taken together, with no await in between, so tags match the
+        # broker's count even with thousands of publishes in flight.
+        self._protocol._stream_writer.writelines(data)
+        waiter: asyncio.Future[None] | None = None
+        if self._confirms:
+            tag, self._next_tag = self._next_tag, self._next_tag + 1
+            waiter = self._pending[tag] = asyncio.get_running_loop().create_future()
+            if mandatory:
+                self._mandatory[tag] = str(properties.get("message_id"))
+        if self._transport.get_write_buffer_size() > _DRAIN_ABOVE:  # type: ignore[union-attr]
+            await self._call("publish", self._protocol._drain())
+        if waiter is not None:
+            await waiter
+
+    async def _on_return(self, channel: Any, body: Any, envelope: Any, properties: Any) -> None:
+        message_id = str(properties.message_id)
+        tag = next((t for t, mid in self._mandatory.items() if mid == message_id), None)
+        error = UnroutableError(
+            f"message {message_id} to exchange {envelope.exchange_name!r} with routing key "
+            f"{envelope.routing_key!r} was returned unroutable: {envelope.reply_code} "
+            f"{envelope.reply_text} (no queue is bound to receive it)",
+            reply_code=int(envelope.reply_code),
+            reply_text=str(envelope.reply_text),
+            exchange=str(envelope.exchange_name),
+            routing_key=str(envelope.routing_key),
+        )
+        if tag is None:
+            logger.warning("%s", error)
+            return
+        del self._mandatory[tag]  # the broker returns a message before it confirms it
+        self._returned[tag] = error
+
+    def _settle(self, tag: int, multiple: bool, *, nacked: bool) -> None:
+        """Resolve the waiter of ``tag`` (and, with ``multiple``, of every tag before it)."""
+        tags = [tag]
+        if multiple:  # tags are ascending in the dict: stop at the first one after ``tag``
+            tags = []
+            for pending in self._pending:
+                if pending > tag:
+                    break
+                tags.append(pending)
+        for done in tags:
+            waiter = self._pending.pop(done, None)
+            self._mandatory.pop(done, None)
+            returned = self._returned.pop(done, None)
+            if waiter is None or waiter.done():
+                continue
+            if nacked:
+                waiter.set_exception(
+                    PublishNackedError(f"the broker at {self.url} nacked the message (tag {done})")
+                )
+            elif returned is not None:
+                waiter.set_exception(returned)
+            else:
+                waiter.set_result(None)
+
+    def _closed(self, reason: str) -> None:
+        if self._lost is not None:
+            return
+        self._lost = reason
+        error = AmqpConnectionError(
+            f"{reason} ({self.url}) before the broker confirmed the message; "
+            "it may or may not have been stored"
+        )
+        for waiter in self._pending.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+                waiter.exception()  # a caller that gave up (timeout) must not leave it unretrieved
+        self._pending.clear()
+        self._mandatory.clear()
+        self._returned.clear()
+        if not self._closing and self.on_lost is not None:
+            self.on_lost(AmqpConnectionError(f"{reason} ({self.url})"))
+
+    async def close(self) -> None:
+        """Close the connection (a no-op if it is already closed or lost); never raises."""
+        if self._closing:
+            return
+        self._closing = True
+        protocol = self._protocol
+        if protocol is not None and protocol.state == aioamqp.protocol.OPEN:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await protocol.close()
+            except (TimeoutError, OSError, aioamqp.AioamqpException) as exc:
+                logger.debug("closing %s: %r", self.url, exc)
+        await self._abort()
+
+    async def _abort(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+        worker = getattr(self._protocol, "worker", None)
+        if worker is not None and not worker.done():
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+        self._closed("connection closed")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, aioamqp.ChannelClosed) and exc.code:
+        return f"channel closed ({exc.code} {exc.message})"
+    return str(exc) or type(exc).__name__
+
+
+__all__ = ["Connection", "Delivery"]

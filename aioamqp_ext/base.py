@@ -1,0 +1,265 @@
+"""What producer and consumer share: options, the connection, closing, and the no-loop mode."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from ._transport import Connection
+from .config import DEFAULT_URL, AmqpConfig
+from .errors import AmqpConnectionError, AmqpExtError, ClosedError
+from .serializers import Serializer
+
+__all__ = ["BaseAmqp"]
+
+logger = logging.getLogger(__name__)
+
+
+class _Done:
+    """What ``publish_message()``/``close()`` return once done outside a loop: safe to await."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        yield from ()
+
+    def __repr__(self) -> str:
+        return "<done>"
+
+
+_DONE = _Done()
+
+
+async def _cancel_all(tasks: set[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class BaseAmqp:
+    """Connection, topology options and lifecycle shared by producer and consumer.
+
+    Args:
+        url: broker URL (``amqp://`` or ``amqps://``), or a list of them tried in turn.
+        exchange: exchange to publish to or bind to; ``''`` is the default exchange.
+        exchange_type: ``'topic'``, ``'direct'``, ``'fanout'``, ``'headers'`` or an ``x-`` type.
+        routing_key: a routing key or a list of them (the consumer binds each).
+        queue: the queue name (consumer: the queue to consume).
+        prefetch_count: unacknowledged messages a consumer may hold, 0 for no limit.
+        prefetch_size: prefetch window in bytes, 0 for none (RabbitMQ supports only 0).
+        serializer: ``'json'``, ``'msgpack'``, ``'raw'``/``bytes``, ``'text'`` or an object
+            with ``content_type``, ``serialize`` and ``deserialize``.
+        loop: ignored, accepted for compatibility; passing it warns (DeprecationWarning).
+        durable: declare the exchange and queue durable.
+        passive: only check that the exchange and queue exist; declare and bind nothing.
+        dead_letter_exchange: dead-letter rejected messages through this exchange into
+            ``<queue>.dlq`` (both declared).
+        queue_arguments: further arguments of the queue declaration (``x-queue-type`` ...).
+        max_retries: times a failing message is retried before it is dead-lettered.
+        publisher_confirms: wait for the broker's confirm of each publish.
+        connect_timeout: seconds to connect, and for each broker call.
+        publish_timeout: seconds ``publish_message()`` may take, confirm included.
+        close_timeout: seconds ``close()`` lets in-flight handlers finish.
+        heartbeat: AMQP heartbeat in seconds, 0 to turn it off.
+
+    Raises:
+        ConfigurationError: an invalid option (also a ValueError), naming it.
+    """
+
+    def __init__(
+        self,
+        url: str | Sequence[str] = DEFAULT_URL,
+        exchange: str = "",
+        exchange_type: str = "topic",
+        routing_key: str | Sequence[str] | None = None,
+        queue: str = "",
+        prefetch_count: int = 1,
+        prefetch_size: int = 0,
+        serializer: str | Serializer | type[bytes] = "json",
+        loop: object = None,
+        *,
+        durable: bool = True,
+        passive: bool = False,
+        dead_letter_exchange: str | None = None,
+        queue_arguments: Mapping[str, Any] | None = None,
+        max_retries: int = 0,
+        publisher_confirms: bool = True,
+        connect_timeout: float = 10.0,
+        publish_timeout: float = 30.0,
+        close_timeout: float = 30.0,
+        heartbeat: float = 60.0,
+    ) -> None:
+        if loop is not None:
+            warnings.warn(
+                f"{type(self).__name__}: loop= is ignored; the running loop is used",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        self.config = AmqpConfig.from_options(
+            where=type(self).__name__,
+            url=url,
+            exchange=exchange,
+            exchange_type=exchange_type,
+            routing_key=routing_key,
+            queue=queue,
+            prefetch_count=prefetch_count,
+            prefetch_size=prefetch_size,
+            serializer=serializer,
+            durable=durable,
+            passive=passive,
+            dead_letter_exchange=dead_letter_exchange,
+            queue_arguments=queue_arguments,
+            max_retries=max_retries,
+            publisher_confirms=publisher_confirms,
+            connect_timeout=connect_timeout,
+            publish_timeout=publish_timeout,
+            close_timeout=close_timeout,
+            heartbeat=heartbeat,
+        )
+        self._conn: Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._private_loop: asyncio.AbstractEventLoop | None = None
+        self._connect_lock: asyncio.Lock | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        cfg = self.config
+        urls = ", ".join(url.masked for url in cfg.urls)
+        state = "closed" if self._closed else "connected" if self.is_connected else "idle"
+        return (
+            f"<{type(self).__name__} url={urls!r} exchange={cfg.exchange!r} "
+            f"queue={cfg.queue!r} {state}>"
+        )
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+        return self._closed
+
+    @property
+    def is_connected(self) -> bool:
+        """True while a connection to the broker is open."""
+        return self._conn is not None and self._conn.is_open
+
+    async def connect(self) -> None:
+        """Connect and declare the topology now instead of on first use.
+
+        Raises:
+            AmqpConnectionError: the broker is unreachable within ``connect_timeout``.
+            TopologyError: a declaration (or passive check) was refused.
+        """
+        await self._connection()
+
+    async def _connection(self) -> Connection:
+        """The open connection, made (and its topology declared) if there is none."""
+        if self._closed:
+            raise ClosedError(f"{self!r} is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._conn is not None and self._loop is not None and not self._loop.is_closed():
+                raise AmqpExtError(
+                    f"{self!r} is connected on another event loop; use one instance per loop"
+                )
+            self._loop, self._connect_lock, self._conn = loop, asyncio.Lock(), None
+        assert self._connect_lock is not None
+        async with self._connect_lock:
+            if self._conn is not None and self._conn.is_open:
+                return self._conn
+            if self._conn is not None:
+                await self._conn.close()
+                self._conn = None
+            cfg = self.config
+            conn = await Connection.open(
+                cfg.urls,
+                timeout=cfg.connect_timeout,
+                heartbeat=cfg.heartbeat_seconds,
+                confirms=cfg.publisher_confirms or cfg.max_retries > 0,
+            )
+            try:
+                await self._setup(conn)
+            except BaseException:
+                await conn.close()
+                raise
+            if self.closed:  # close() ran meanwhile
+                await conn.close()
+                raise ClosedError(f"{self!r} is closed")
+            conn.on_lost = self._on_lost
+            self._conn = conn
+            logger.info("%s connected to %s", type(self).__name__, conn.url)
+            return conn
+
+    async def _setup(self, conn: Connection) -> None:
+        """Declare what this side needs on a new connection (the exchange, here)."""
+        cfg = self.config
+        if cfg.exchange:
+            await conn.declare_exchange(
+                cfg.exchange, cfg.exchange_type, durable=cfg.durable, passive=cfg.passive
+            )
+
+    def _on_lost(self, error: AmqpConnectionError) -> None:
+        """The connection broke under us; the next use reconnects."""
+        if not self._closed:
+            logger.warning("%s: %s", type(self).__name__, error)
+
+    def close(self) -> Awaitable[None]:
+        """Close the connection; idempotent.
+
+        In async code, await it. Called where no event loop runs, it closes before
+        returning, and what it returns may still be awaited (it does nothing more).
+        """
+        return self._now_or_later(self._close)
+
+    async def _close(self) -> None:
+        self._closed = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+            logger.info("%s closed its connection to %s", type(self).__name__, conn.url)
+
+    def _now_or_later(self, work: Callable[[], Coroutine[Any, Any, None]]) -> Awaitable[None]:
+        """``work()`` to await in a running loop; else ``work`` done now on a loop of ours."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            return work()
+        loop = self._loop
+        if loop is None or loop.is_closed() or loop.is_running():
+            loop = self._private_loop = self._private_loop or asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(work())
+        finally:
+            if self._closed and loop is self._private_loop:
+                self._shutdown_private_loop()
+        return _DONE
+
+    def _shutdown_private_loop(self) -> None:
+        loop, self._private_loop = self._private_loop, None
+        if loop is None:
+            return
+        try:
+            loop.run_until_complete(_cancel_all(asyncio.all_tasks(loop)))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_conn", None) is not None and not self._closed:
+            warnings.warn(f"{self!r} was not closed", ResourceWarning, stacklevel=1)

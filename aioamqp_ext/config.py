@@ -1,0 +1,223 @@
+"""Connection and topology options of a producer or consumer, validated in one place."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .errors import ConfigurationError
+from .serializers import JsonSerializer, Serializer, get_serializer
+
+__all__ = ["DEFAULT_URL", "AmqpConfig", "BrokerUrl", "mask_url"]
+
+DEFAULT_URL = "amqp://localhost:5672/"
+_EXCHANGE_TYPES = ("direct", "topic", "fanout", "headers")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for reprs, logs and errors."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparsable url>"
+    if password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokerUrl:
+    """One broker address parsed from an ``amqp://`` or ``amqps://`` URL.
+
+    ``str()`` and ``repr()`` show the URL with its password masked.
+    """
+
+    url: str = field(repr=False)
+    host: str
+    port: int
+    login: str
+    password: str = field(repr=False)
+    virtualhost: str
+    ssl: bool
+
+    @classmethod
+    def parse(cls, url: str, *, where: str = "url") -> BrokerUrl:
+        """Parse and check ``url``.
+
+        Raises:
+            ConfigurationError: not a string, a scheme other than amqp/amqps, or a bad port.
+        """
+        if not isinstance(url, str):
+            raise ConfigurationError(f"{where}: url: expected an amqp:// URL string, got {url!r}")
+        masked = mask_url(url)
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigurationError(f"{where}: url: {exc}, got {masked!r}") from None
+        if parts.scheme not in ("amqp", "amqps"):
+            raise ConfigurationError(
+                f"{where}: url: scheme must be amqp:// or amqps://, got {masked!r}"
+            )
+        ssl = parts.scheme == "amqps"
+        return cls(
+            url=url,
+            host=parts.hostname or "localhost",
+            port=port or (5671 if ssl else 5672),
+            login=unquote(parts.username) if parts.username else "guest",
+            password=unquote(parts.password) if parts.password else "guest",
+            virtualhost=unquote(parts.path[1:]) if len(parts.path) > 1 else "/",
+            ssl=ssl,
+        )
+
+    @property
+    def masked(self) -> str:
+        """The URL with its password replaced by ``***``."""
+        return mask_url(self.url)
+
+    def __str__(self) -> str:
+        return self.masked
+
+    def __repr__(self) -> str:
+        return f"BrokerUrl({self.masked!r})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AmqpConfig:
+    """Everything a producer or consumer needs to connect and declare its topology.
+
+    Build it with :meth:`from_options` (what the constructors do), which accepts the
+    constructor's looser input forms. Every field is checked in ``__post_init__``.
+    """
+
+    urls: tuple[BrokerUrl, ...]
+    exchange: str = ""
+    exchange_type: str = "topic"
+    routing_keys: tuple[str, ...] = ()
+    queue: str = ""
+    prefetch_count: int = 1
+    prefetch_size: int = 0
+    serializer: Serializer = field(default_factory=JsonSerializer)
+    durable: bool = True
+    passive: bool = False
+    dead_letter_exchange: str | None = None
+    queue_arguments: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    max_retries: int = 0
+    publisher_confirms: bool = True
+    connect_timeout: float = 10.0
+    publish_timeout: float = 30.0
+    close_timeout: float = 30.0
+    heartbeat: float = 60.0
+    where: str = field(default="AmqpConfig", repr=False, compare=False)
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        where: str = "AmqpConfig",
+        url: str | Sequence[str] = DEFAULT_URL,
+        routing_key: str | Sequence[str] | None = None,
+        serializer: str | Serializer | type[bytes] = "json",
+        queue_arguments: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> AmqpConfig:
+        """Normalise the constructor's input forms, then build (and so validate) a config.
+
+        Args:
+            where: the class being configured, named in error messages.
+            url: one broker URL or a list of them (tried in turn).
+            routing_key: one routing key, a list of them, or None.
+            serializer: a serializer name, ``bytes``, or a serializer object.
+            queue_arguments: extra ``x-...`` arguments of the queue declaration.
+            **options: the remaining fields, unchanged.
+
+        Raises:
+            ConfigurationError: any invalid option, naming it.
+        """
+        raw_urls = [url] if isinstance(url, str) else url
+        if not isinstance(raw_urls, Sequence) or not raw_urls:
+            raise ConfigurationError(
+                f"{where}: url: expected an amqp:// URL or a non-empty list of them, got {url!r}"
+            )
+        urls = tuple(BrokerUrl.parse(item, where=where) for item in raw_urls)
+        if routing_key is None:
+            keys: tuple[str, ...] = ()
+        elif isinstance(routing_key, str):
+            keys = (routing_key,)
+        elif isinstance(routing_key, Sequence) and all(isinstance(k, str) for k in routing_key):
+            keys = tuple(routing_key)
+        else:
+            raise ConfigurationError(
+                f"{where}: routing_key: expected a str or a list of str, got {routing_key!r}"
+            )
+        if queue_arguments is not None and not isinstance(queue_arguments, Mapping):
+            raise ConfigurationError(
+                f"{where}: queue_arguments: expected a dict, got {queue_arguments!r}"
+            )
+        return cls(
+            where=where,
+            urls=urls,
+            routing_keys=keys,
+            serializer=get_serializer(serializer, where=where),
+            queue_arguments=MappingProxyType(dict(queue_arguments or {})),
+            **options,
+        )
+
+    def __post_init__(self) -> None:
+        where = self.where
+
+        def fail(name: str, problem: str) -> ConfigurationError:
+            value = getattr(self, name)
+            return ConfigurationError(f"{where}: {name}: {problem}, got {value!r}")
+
+        for name in ("exchange", "queue", "exchange_type"):
+            if not isinstance(getattr(self, name), str):
+                raise fail(name, "expected a str")
+        if self.exchange_type not in _EXCHANGE_TYPES and not self.exchange_type.startswith("x-"):
+            raise fail("exchange_type", f"expected one of {', '.join(_EXCHANGE_TYPES)} or x-...")
+        for name in ("prefetch_count", "prefetch_size", "max_retries"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise fail(name, "expected an integer >= 0")
+        if self.prefetch_count > 65535:
+            raise fail("prefetch_count", "expected at most 65535 (an AMQP short)")
+        for name in ("durable", "passive", "publisher_confirms"):
+            if not isinstance(getattr(self, name), bool):
+                raise fail(name, "expected True or False")
+        for name in ("connect_timeout", "publish_timeout", "close_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise fail(name, "expected a number of seconds > 0")
+        beat = self.heartbeat
+        if isinstance(beat, bool) or not isinstance(beat, int | float) or not 0 <= beat < 65536:
+            raise fail("heartbeat", "expected seconds between 0 (off) and 65535")
+        dlx = self.dead_letter_exchange
+        if dlx is not None and (not isinstance(dlx, str) or not dlx):
+            raise fail("dead_letter_exchange", "expected a non-empty exchange name or None")
+        if dlx is not None and not self.queue:
+            raise fail("dead_letter_exchange", "needs a queue to dead-letter from; set queue=")
+        if self.max_retries and not self.queue:
+            raise fail("max_retries", "needs a queue to retry into; set queue=")
+        if not all(isinstance(key, str) for key in self.queue_arguments):
+            raise fail("queue_arguments", "expected str keys")
+
+    @property
+    def heartbeat_seconds(self) -> int:
+        """The heartbeat as AMQP negotiates it: whole seconds, 0 for none."""
+        return math.ceil(self.heartbeat)
+
+    def queue_declare_arguments(self) -> dict[str, Any]:
+        """Arguments of the consumer queue's declaration: dead-lettering, ``queue_arguments``."""
+        arguments: dict[str, Any] = {}
+        if self.dead_letter_exchange:
+            arguments["x-dead-letter-exchange"] = self.dead_letter_exchange
+            arguments["x-dead-letter-routing-key"] = self.queue
+        arguments.update(self.queue_arguments)
+        return arguments

@@ -1,0 +1,234 @@
+"""BaseConsumer: at-least-once consumption with concurrent handlers and dead-lettering."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any, Self
+
+from ._transport import Connection, Delivery
+from .base import BaseAmqp
+from .errors import AmqpConnectionError, AmqpExtError, ConfigurationError
+from .serializers import serializer_for
+
+__all__ = ["BaseConsumer"]
+
+logger = logging.getLogger(__name__)
+
+RETRY_HEADER = "x-aioamqp-ext-retries"
+_BINDING_BY_TYPE = {"topic": "#", "fanout": "", "headers": ""}
+
+
+class BaseConsumer(BaseAmqp):
+    """Consumes ``queue``; subclass it and write :meth:`process_request`.
+
+    Takes the options of :class:`~aioamqp_ext.base.BaseAmqp`; ``queue`` is required. A message
+    is acked only after ``process_request`` returned. If it raises, or the body cannot be
+    deserialized, the message is rejected without requeue (after up to ``max_retries``
+    retries for a raising handler), so it goes to the queue's dead-letter exchange.
+    Up to ``prefetch_count`` handlers run at once.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.config.queue:
+            raise ConfigurationError(f"{type(self).__name__}: queue: a consumer needs one, got ''")
+        self._consumer_tag: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stop: asyncio.Event | None = None
+        self._lost_error: AmqpConnectionError | None = None
+
+    async def process_request(self, data: Any) -> None:
+        """Handle one message's deserialized payload; raise to reject it.
+
+        Args:
+            data: the message body, deserialized.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define process_request(data)")
+
+    async def consume(self) -> None:
+        """Connect, declare exchange, queue and bindings, set QoS and start consuming.
+
+        Returns once the broker delivers to this consumer.
+
+        Raises:
+            AmqpConnectionError: the broker is unreachable within ``connect_timeout``.
+            TopologyError: a declaration (or passive check) was refused.
+        """
+        await self._connection()
+
+    async def _setup(self, conn: Connection) -> None:
+        cfg = self.config
+        await super()._setup(conn)
+        declare = {"durable": cfg.durable, "passive": cfg.passive}
+        if cfg.dead_letter_exchange:
+            dlq = f"{cfg.queue}.dlq"
+            await conn.declare_exchange(cfg.dead_letter_exchange, "direct", **declare)
+            await conn.declare_queue(dlq, arguments={}, **declare)
+            if not cfg.passive:
+                await conn.bind_queue(dlq, cfg.dead_letter_exchange, cfg.queue)
+        await conn.declare_queue(cfg.queue, arguments=cfg.queue_declare_arguments(), **declare)
+        if cfg.exchange and not cfg.passive:
+            default_key = _BINDING_BY_TYPE.get(cfg.exchange_type, cfg.queue)
+            for key in cfg.routing_keys or (default_key,):
+                await conn.bind_queue(cfg.queue, cfg.exchange, key)
+        await conn.qos(cfg.prefetch_count, cfg.prefetch_size)
+        self._consumer_tag = await conn.consume(cfg.queue, lambda d: self._dispatch(conn, d))
+        logger.info("%s consuming queue %r", type(self).__name__, cfg.queue)
+
+    def _dispatch(self, conn: Connection, delivery: Delivery) -> None:
+        """Run the handler as a task: aioamqp would otherwise run one message at a time."""
+        task = asyncio.create_task(self._handle(conn, delivery))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, conn: Connection, delivery: Delivery) -> None:
+        where = f"{type(self).__name__}: queue {self.config.queue!r}: message {delivery.message_id}"
+        try:
+            serializer = serializer_for(delivery.content_type, self.config.serializer)
+            data = serializer.deserialize(delivery.body)
+        except Exception as exc:  # any serializer failure makes the message poison
+            logger.error(
+                "%s rejected: cannot deserialize (%s)",
+                where,
+                exc,
+                extra={"message_id": delivery.message_id, "queue": self.config.queue},
+            )
+            await self._settle(conn, delivery, ack=False, where=where)
+            return
+        try:
+            await self.process_request(data)
+        except Exception as exc:
+            await self._failed(conn, delivery, where, exc)
+            return
+        await self._settle(conn, delivery, ack=True, where=where)
+
+    async def _failed(
+        self, conn: Connection, delivery: Delivery, where: str, error: Exception
+    ) -> None:
+        """Retry a failed message (republish with a counter, then ack) or reject it."""
+        retries = delivery.headers.get(RETRY_HEADER, 0)
+        retries = retries if isinstance(retries, int) else 0
+        extra = {"message_id": delivery.message_id, "queue": self.config.queue}
+        if retries < self.config.max_retries:
+            logger.warning(
+                "%s failed (retry %d of %d)", where, retries + 1, self.config.max_retries,
+                exc_info=error, extra=extra,
+            )  # fmt: skip
+            headers = {**delivery.headers, RETRY_HEADER: retries + 1}
+            try:  # the copy is confirmed before the original is acked: at least once
+                await conn.publish(
+                    delivery.body,
+                    exchange="",
+                    routing_key=self.config.queue,
+                    properties={**delivery.properties, "headers": headers},
+                    mandatory=False,
+                )
+            except AmqpExtError as exc:
+                logger.error("%s could not be retried (%s); rejecting it", where, exc, extra=extra)
+            else:
+                await self._settle(conn, delivery, ack=True, where=where)
+                return
+        else:
+            logger.error("%s rejected: handler failed", where, exc_info=error, extra=extra)
+        await self._settle(conn, delivery, ack=False, where=where)
+
+    async def _settle(self, conn: Connection, delivery: Delivery, *, ack: bool, where: str) -> None:
+        try:
+            if ack:
+                await conn.ack(delivery.delivery_tag)
+            else:
+                await conn.reject(delivery.delivery_tag, requeue=False)
+        except AmqpConnectionError as exc:
+            logger.warning(
+                "%s not %s (%s); the broker will redeliver it",
+                where,
+                "acked" if ack else "rejected",
+                exc,
+                extra={"message_id": delivery.message_id, "queue": self.config.queue},
+            )
+
+    async def _close(self) -> None:
+        """Stop taking messages, let in-flight handlers finish (up to close_timeout), close."""
+        if self._closed:
+            return
+        self._closed = True
+        conn, tag = self._conn, self._consumer_tag
+        if conn is not None and tag is not None and conn.is_open:
+            try:
+                await conn.cancel(tag)
+            except AmqpConnectionError as exc:
+                logger.warning("%s: stopping the consumer: %s", type(self).__name__, exc)
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=self.config.close_timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+                logger.warning(
+                    "%s: %d handler(s) still running after %g s were cancelled; "
+                    "their messages stay unacked and the broker redelivers them",
+                    type(self).__name__,
+                    len(pending),
+                    self.config.close_timeout,
+                )
+        await super()._close()
+
+    def _on_lost(self, error: AmqpConnectionError) -> None:
+        super()._on_lost(error)
+        if not self._closed:
+            self._lost_error = error
+            if self._stop is not None:
+                self._stop.set()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` (or :meth:`serve`) to close and return; safe from any thread."""
+        if self._stop is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    async def serve(self, *, handle_signals: bool = True) -> None:
+        """Consume until SIGINT/SIGTERM or :meth:`stop`, then close gracefully.
+
+        Args:
+            handle_signals: install SIGINT/SIGTERM handlers (main thread only); a second
+                signal interrupts at once.
+
+        Raises:
+            AmqpConnectionError: the connection was lost.
+        """
+        loop = asyncio.get_running_loop()
+        self._stop = stop = asyncio.Event()
+        signals = (signal.SIGINT, signal.SIGTERM) if handle_signals else ()
+
+        def on_signal(signum: int) -> None:
+            logger.info(
+                "%s: %s received, closing", type(self).__name__, signal.Signals(signum).name
+            )
+            for sig in signals:  # a second signal gets the default behaviour
+                loop.remove_signal_handler(sig)
+            stop.set()
+
+        for sig in signals:
+            loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            await self.consume()
+            await stop.wait()
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            await self._close()
+        if self._lost_error is not None:
+            raise self._lost_error
+
+    def run(self, *, handle_signals: bool = True) -> None:
+        """Blocking entry point for a worker's ``main``: :meth:`serve` on a new event loop.
+
+        Args:
+            handle_signals: install SIGINT/SIGTERM handlers that close gracefully.
+        """
+        asyncio.run(self.serve(handle_signals=handle_signals))
+
+    async def __aenter__(self) -> Self:
+        await self.consume()
+        return self

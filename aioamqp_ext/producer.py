@@ -1,0 +1,128 @@
+"""BaseProducer: publish with publisher confirms, pipelined."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .base import BaseAmqp
+from .errors import ConfigurationError, PublishTimeoutError
+
+__all__ = ["BaseProducer"]
+
+_PERSISTENT = 2
+
+
+class BaseProducer(BaseAmqp):
+    """Publishes messages to ``exchange``; each publish returns once the broker confirmed it.
+
+    Takes the options of :class:`~aioamqp_ext.base.BaseAmqp`. The producer connects (and
+    declares its exchange, unless it is the default exchange ``''``) on first use.
+    """
+
+    def publish_message(
+        self,
+        payload: Any = None,
+        routing_key: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        mandatory: bool = False,
+        immediate: bool = False,
+    ) -> Awaitable[None]:
+        """Serialize ``payload`` and publish it; await the result.
+
+        Messages are persistent and carry ``content_type``, a fresh ``message_id`` and a
+        ``timestamp`` unless ``properties`` says otherwise. Many calls may be in flight at once:
+        they share the connection and their confirms are pipelined.
+
+        Called where no event loop runs, it publishes (and waits for the confirm) before
+        returning, and what it returns may still be awaited.
+
+        Args:
+            payload: what to send, as the serializer accepts it.
+            routing_key: routing key; defaults to the constructor's ``routing_key`` (or, on
+                the default exchange, its ``queue``).
+            properties: AMQP properties: ``headers``, ``correlation_id``, ``reply_to``,
+                ``expiration``, ``priority``, ``delivery_mode``, ``message_id`` ...
+            mandatory: raise :class:`~aioamqp_ext.UnroutableError` when no queue gets it.
+            immediate: unsupported by RabbitMQ; True raises ConfigurationError.
+
+        Raises:
+            ConfigurationError: ``immediate=True``, a bad property, or no routing key.
+            SerializationError: the serializer cannot encode ``payload``.
+            PublishNackedError: the broker refused the message.
+            UnroutableError: ``mandatory=True`` and no queue matched.
+            PublishTimeoutError: no confirm within ``publish_timeout``.
+            AmqpConnectionError: the broker is unreachable or the connection was lost before
+                the confirm (the message may or may not have been stored).
+        """
+        if immediate:
+            raise ConfigurationError(
+                f"{type(self).__name__}.publish_message: immediate: RabbitMQ does not support "
+                "immediate=True (removed in RabbitMQ 3.0); use mandatory=True to learn of "
+                "unroutable messages, or a queue TTL, got True"
+            )
+        key = self._routing_key(routing_key)
+        body = self.config.serializer.serialize(payload)
+        props = self._properties(properties)
+        return self._now_or_later(lambda: self._publish(body, key, props, mandatory))
+
+    def _routing_key(self, routing_key: str | None) -> str:
+        if routing_key is not None:
+            if not isinstance(routing_key, str):
+                raise ConfigurationError(
+                    f"{type(self).__name__}.publish_message: routing_key: expected a str, "
+                    f"got {routing_key!r}"
+                )
+            return routing_key
+        keys = self.config.routing_keys
+        if len(keys) == 1:
+            return keys[0]
+        if keys:
+            raise ConfigurationError(
+                f"{type(self).__name__}.publish_message: routing_key: the producer has several "
+                f"routing keys {list(keys)!r}; pass one, got None"
+            )
+        return "" if self.config.exchange else self.config.queue
+
+    def _properties(self, properties: Mapping[str, Any] | None) -> dict[str, Any]:
+        props: dict[str, Any] = {
+            "content_type": self.config.serializer.content_type,
+            "delivery_mode": _PERSISTENT,
+            "message_id": uuid.uuid4().hex,
+            "timestamp": datetime.now(UTC).replace(microsecond=0),
+        }
+        if properties is not None:
+            if not isinstance(properties, Mapping):
+                raise ConfigurationError(
+                    f"{type(self).__name__}.publish_message: properties: expected a dict, "
+                    f"got {properties!r}"
+                )
+            props.update(properties)
+        if props.get("message_id") is None:
+            props["message_id"] = uuid.uuid4().hex
+        return {name: value for name, value in props.items() if value is not None}
+
+    async def _publish(
+        self, body: bytes, routing_key: str, properties: dict[str, Any], mandatory: bool
+    ) -> None:
+        cfg = self.config
+        try:
+            async with asyncio.timeout(cfg.publish_timeout):
+                conn = await self._connection()
+                await conn.publish(
+                    body,
+                    exchange=cfg.exchange,
+                    routing_key=routing_key,
+                    properties=properties,
+                    mandatory=mandatory,
+                )
+        except TimeoutError as exc:
+            if type(exc) is not TimeoutError:  # already one of ours, e.g. a connect timeout
+                raise
+            raise PublishTimeoutError(
+                f"{type(self).__name__}: message {properties['message_id']} was not confirmed "
+                f"within {cfg.publish_timeout:g} s; it may or may not have been stored"
+            ) from None

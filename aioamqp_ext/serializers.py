@@ -1,0 +1,203 @@
+"""Serializers: how payloads become message bodies and back.
+
+A serializer is any object with a ``content_type`` and ``serialize``/``deserialize`` methods
+(the :class:`Serializer` protocol). Built in: JSON (the default), msgpack (needs the ``msgpack``
+extra), raw bytes and, for reading only, UTF-8 text. A consumer picks the deserializer from a
+message's ``content_type`` when it names a known one, and uses its own serializer otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol, runtime_checkable
+
+from ._optional import require
+from .errors import ConfigurationError, DeserializationError, SerializationError
+
+__all__ = [
+    "JsonSerializer",
+    "MsgpackSerializer",
+    "RawSerializer",
+    "Serializer",
+    "TextSerializer",
+    "get_serializer",
+]
+
+
+@runtime_checkable
+class Serializer(Protocol):
+    """What a serializer provides; pass any such object as ``serializer=``."""
+
+    content_type: str
+
+    def serialize(self, payload: Any) -> bytes:
+        """Turn a payload into a message body; raise on payloads it cannot encode."""
+        ...
+
+    def deserialize(self, body: bytes) -> Any:
+        """Turn a message body back into a payload; raise on bodies it cannot decode."""
+        ...
+
+
+class JsonSerializer:
+    """JSON in UTF-8, ``application/json``; the default."""
+
+    content_type = "application/json"
+
+    def serialize(self, payload: Any) -> bytes:
+        """Encode ``payload`` as compact JSON."""
+        try:
+            return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(f"payload is not JSON serializable: {exc}") from exc
+
+    def deserialize(self, body: bytes) -> Any:
+        """Decode a UTF-8 JSON body."""
+        try:
+            return json.loads(body.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise DeserializationError(f"body is not UTF-8 ({exc.reason})") from None
+        except json.JSONDecodeError as exc:
+            raise DeserializationError(f"body is not valid JSON ({exc.msg})") from None
+
+
+class MsgpackSerializer:
+    """MessagePack, ``application/msgpack``; needs ``pip install 'aiohttp-booster[msgpack]'``."""
+
+    content_type = "application/msgpack"
+
+    def __init__(self) -> None:
+        self._msgpack = require("msgpack", "msgpack")
+
+    def serialize(self, payload: Any) -> bytes:
+        """Encode ``payload`` with msgpack."""
+        try:
+            body: bytes = self._msgpack.packb(payload, use_bin_type=True)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise SerializationError(f"payload is not msgpack serializable: {exc}") from exc
+        return body
+
+    def deserialize(self, body: bytes) -> Any:
+        """Decode a msgpack body."""
+        try:
+            return self._msgpack.unpackb(body, raw=False)
+        except Exception as exc:  # msgpack raises several unrelated types on bad input
+            raise DeserializationError(
+                f"body is not valid msgpack ({type(exc).__name__})"
+            ) from None
+
+
+class RawSerializer:
+    """Bytes as they are, ``application/octet-stream``."""
+
+    content_type = "application/octet-stream"
+
+    def serialize(self, payload: Any) -> bytes:
+        """Pass bytes-like payloads through; anything else is an error."""
+        if isinstance(payload, bytes | bytearray | memoryview):
+            return bytes(payload)
+        raise SerializationError(
+            f"the raw serializer publishes bytes, got {type(payload).__name__}"
+        )
+
+    def deserialize(self, body: bytes) -> bytes:
+        """Return the body unchanged."""
+        return body
+
+
+class TextSerializer:
+    """UTF-8 text, ``text/plain``: ``str`` payloads in, ``str`` out."""
+
+    content_type = "text/plain"
+
+    def serialize(self, payload: Any) -> bytes:
+        """Encode a ``str`` payload as UTF-8."""
+        if isinstance(payload, str):
+            return payload.encode()
+        raise SerializationError(f"the text serializer publishes str, got {type(payload).__name__}")
+
+    def deserialize(self, body: bytes) -> str:
+        """Decode a UTF-8 body."""
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DeserializationError(f"body is not UTF-8 ({exc.reason})") from None
+
+
+_BY_NAME: dict[str, type[Serializer]] = {
+    "json": JsonSerializer,
+    "msgpack": MsgpackSerializer,
+    "raw": RawSerializer,
+    "bytes": RawSerializer,
+    "text": TextSerializer,
+}
+
+_BY_CONTENT_TYPE: dict[str, type[Serializer]] = {
+    "application/json": JsonSerializer,
+    "application/msgpack": MsgpackSerializer,
+    "application/x-msgpack": MsgpackSerializer,
+    "application/octet-stream": RawSerializer,
+    "text/plain": TextSerializer,
+}
+
+
+def get_serializer(
+    spec: str | Serializer | type[bytes], *, where: str = "serializer"
+) -> Serializer:
+    """Resolve ``serializer=``: a name, ``bytes`` (raw) or a serializer object.
+
+    Args:
+        spec: ``'json'``, ``'msgpack'``, ``'raw'`` (also ``'bytes'`` or the type ``bytes``),
+            ``'text'``, or an object with ``content_type``, ``serialize`` and ``deserialize``.
+        where: prefix of error messages, naming the caller.
+
+    Raises:
+        ConfigurationError: unknown name or an object missing part of the protocol.
+        ImportError: ``'msgpack'`` without the ``msgpack`` extra installed.
+    """
+    if spec is bytes:
+        return RawSerializer()
+    if isinstance(spec, str):
+        factory = _BY_NAME.get(spec.lower())
+        if factory is None:
+            names = ", ".join(repr(name) for name in _BY_NAME)
+            raise ConfigurationError(
+                f"{where}: serializer: unknown serializer {spec!r} "
+                f"(use one of {names}, or an object with content_type, serialize and deserialize)"
+            )
+        return factory()
+    if isinstance(spec, Serializer) and isinstance(spec.content_type, str) and spec.content_type:
+        return spec
+    raise ConfigurationError(
+        f"{where}: serializer: expected a name or an object with content_type (a non-empty str), "
+        f"serialize and deserialize, got {spec!r}"
+    )
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def serializer_for(content_type: str | None, default: Serializer) -> Serializer:
+    """The serializer for a received message's ``content_type``.
+
+    Args:
+        content_type: the message's content type, or None when it has none.
+        default: the consumer's own serializer, used when the message names no content type
+            or names the default's own.
+
+    Raises:
+        DeserializationError: the content type is one no known serializer reads.
+    """
+    if not content_type:
+        return default
+    media_type = _media_type(content_type)
+    if media_type == _media_type(default.content_type):
+        return default
+    factory = _BY_CONTENT_TYPE.get(media_type)
+    if factory is None:
+        raise DeserializationError(f"unknown content type {content_type!r}")
+    try:
+        return factory()
+    except ImportError as exc:
+        raise DeserializationError(f"cannot read content type {content_type!r}: {exc}") from None
