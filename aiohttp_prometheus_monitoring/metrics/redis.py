@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._optional import require
@@ -16,6 +17,13 @@ else:
     redis_asyncio = require("redis.asyncio", "redis")
     redis_retry = require("redis.asyncio.retry", "redis")
     redis_backoff = require("redis.backoff", "redis")
+
+# Without these, redis-py sends CLIENT SETINFO on connect; redis-py 7+ takes driver_info.
+_NO_CLIENT_SETINFO: dict[str, Any] = (
+    {"driver_info": None}
+    if "driver_info" in inspect.signature(redis_asyncio.Redis.__init__).parameters
+    else {"lib_name": None, "lib_version": None}
+)
 
 
 class RedisMetric(BaseMetric):
@@ -59,11 +67,12 @@ class RedisMetric(BaseMetric):
         self.ssl = ssl
 
     def _client(self) -> redis_asyncio.Redis:
-        # No retries, no CLIENT SETINFO on connect: one PING is all we send.
+        # No retries, no HELLO (RESP2), no CLIENT SETINFO: PING (after AUTH/SELECT when
+        # configured) is all we send.
         options: dict[str, Any] = {
+            "protocol": 2,
             "single_connection_client": True,
-            "lib_name": None,
-            "lib_version": None,
+            **_NO_CLIENT_SETINFO,
             "retry": redis_retry.Retry(redis_backoff.NoBackoff(), 0),
         }
         if self.url is not None:

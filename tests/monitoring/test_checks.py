@@ -1,0 +1,153 @@
+"""Each built-in check against the real service, a refused port, and a host that never answers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.monitoring.conftest import ServeFactory, SilentListener, entry, poll, samples
+
+Params = Callable[[str, int], dict[str, Any]]  # (host, port) -> params
+
+
+def _url_params(url: str) -> dict[str, Any]:
+    parts = urlsplit(url)
+    return {"host": parts.hostname, "port": parts.port, "user": parts.username,
+            "password": parts.password, "path": parts.path.lstrip("/")}  # fmt: skip
+
+
+CHECKS: dict[str, tuple[str, str, Params]] = {
+    # kind: (check class, fixture giving the real service's URL, params for host:port)
+    "redis": ("redis.RedisMetric", "redis_url", lambda h, p: {"host": h, "port": str(p)}),
+    "amqp": ("amqp.AmqpMetric", "amqp_url",
+             lambda h, p: {"host": h, "port": str(p), "user": "guest", "password": "guest"}),
+    "postgres": ("postgres.PostgresMetric", "pg_dsn",
+                 lambda h, p: {"host": h, "port": p, "user": "postgres", "database": "test"}),
+    "mysql": ("mysql.MySQLMetric", "mysql_url",
+              lambda h, p: {"host": h, "port": p, "user": "root", "database": "test"}),
+    "tcp": ("tcp.TcpMetric", "redis_url", lambda h, p: {"host": h, "port": p}),
+    "http": ("http.HttpMetric", "http_url", lambda h, p: {"url": f"http://{h}:{p}/hello"}),
+}  # fmt: skip
+
+
+class _Hello(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/hello" else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        pass
+
+
+@pytest.fixture(scope="module")
+def http_url() -> Iterator[str]:
+    """A real HTTP server, in a thread of its own, answering 200 on /hello."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hello"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def service(request: pytest.FixtureRequest) -> tuple[str, int]:
+    """Host and port of the real service behind the parametrized ``kind``."""
+    url = _url_params(request.getfixturevalue(CHECKS[request.getfixturevalue("kind")][1]))
+    return url["host"], url["port"]
+
+
+@pytest.mark.parametrize("kind", CHECKS)
+async def test_check_is_up_against_the_real_service(
+    kind: str, serve: ServeFactory, service: tuple[str, int]
+) -> None:
+    """Each built-in check must report 1 for a healthy service, under its own kind label."""
+    module, _, params = CHECKS[kind]
+    served = await serve({"metrics": [entry(f"monitoring_{kind}", module, params(*service))]})
+    text = await served.wait_gauges({f"monitoring_{kind}": 1.0})
+    values = samples(text)
+    assert values[("monitoring_check_up", (("check", f"monitoring_{kind}"), ("kind", kind)))] == 1.0
+    runs = (("check", f"monitoring_{kind}"), ("result", "success"))
+    assert values[("monitoring_check_runs_total", runs)] >= 1.0
+
+
+@pytest.mark.parametrize("kind", CHECKS)
+async def test_check_is_down_against_a_closed_port(
+    kind: str, serve: ServeFactory, closed_port: int
+) -> None:
+    """A dependency that refuses connections must show as 0, counted as an error."""
+    module, _, params = CHECKS[kind]
+    name = f"monitoring_{kind}"
+    served = await serve({"metrics": [entry(name, module, params("127.0.0.1", closed_port))]})
+    text = await served.wait_gauges({name: 0.0})
+    assert samples(text)[("monitoring_check_runs_total", (("check", name), ("result", "error")))] >= 1
+
+
+@pytest.mark.parametrize("kind", [kind for kind in CHECKS if kind != "tcp"])  # tcp: accept is up
+async def test_check_against_a_silent_host_is_down_within_its_timeout(
+    kind: str, serve: ServeFactory, silent_listener: SilentListener
+) -> None:
+    """A host that accepts and never answers must not hang the check nor slow /metrics."""
+    module, _, params = CHECKS[kind]
+    name = f"monitoring_{kind}"
+    timeout = 0.5
+    config = {"metrics": [entry(name, module, params("127.0.0.1", silent_listener.port),
+                                sleep_time=30, timeout=timeout)]}  # fmt: skip
+    started = time.monotonic()
+    served = await serve(config)
+    latencies: list[float] = []
+
+    async def down() -> bool:
+        before = time.perf_counter()
+        text = await served.metrics()
+        latencies.append(time.perf_counter() - before)
+        return samples(text).get((name, ())) == 0.0
+
+    await poll(down, timeout=5.0)
+    elapsed = time.monotonic() - started
+    assert silent_listener.accepted >= 1, "the check never reached the listener"
+    assert timeout <= elapsed < timeout + 0.5
+    assert max(latencies) < 0.05, f"/metrics took {max(latencies) * 1000:.1f} ms during the hang"
+    text = await served.metrics()
+    assert samples(text)[("monitoring_check_runs_total", (("check", name), ("result", "timeout")))] == 1
+
+    async def closed() -> bool:
+        return silent_listener.closed == silent_listener.accepted
+
+    await poll(closed, timeout=2.0)  # the timed-out connection was closed, not leaked
+
+
+async def test_redis_check_only_pings(serve: ServeFactory, redis_url: str) -> None:
+    """The check watches the user's Redis: it must never write to it (the 2018 one did SET)."""
+    import redis.asyncio as redis
+
+    monitor_client = redis.Redis.from_url(redis_url)
+    seen: list[str] = []
+    url = _url_params(redis_url)
+    async with monitor_client.monitor() as monitor:
+        served = await serve({"metrics": [entry("monitoring_redis", "redis.RedisMetric",
+                                                {"host": url["host"], "port": url["port"]},
+                                                sleep_time=0.05)]})  # fmt: skip
+
+        async def three_runs() -> bool:
+            text = await served.metrics()
+            key = ("monitoring_check_runs_total", (("check", "monitoring_redis"),
+                                                   ("result", "success")))  # fmt: skip
+            return samples(text).get(key, 0) >= 3
+
+        await poll(three_runs)
+        await served.server.close()  # stop the checks before we stop listening
+        await served.app.shutdown()
+        while len([c for c in seen if c.split()[0].upper() == "PING"]) < 3:
+            info = await monitor.next_command()
+            seen.append(str(info["command"]))
+    await monitor_client.aclose()
+    assert {command.split()[0].upper() for command in seen} == {"PING"}, seen
