@@ -1,0 +1,96 @@
+"""Helpers for the aioamqp_ext tests: a raw aioamqp side-channel to the real broker.
+
+The raw channel is only for set-up and inspection (what reached a queue, how many messages
+wait in it); the code under test always talks to the broker through aioamqp_ext.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.conftest import amqp_connect
+
+
+@dataclass
+class RawMessage:
+    """A message as it sits in a queue: body, properties and routing key."""
+
+    body: bytes
+    properties: Any
+    routing_key: str
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        return dict(self.properties.headers or {})
+
+
+@dataclass
+class Broker:
+    """A raw aioamqp connection to the test broker."""
+
+    url: str
+    protocol: Any
+    transport: Any
+    channel: Any = field(default=None)
+
+    async def declare(
+        self, *, exchange: str = "", queue: str = "", routing_key: str = "", **queue_kw: Any
+    ) -> None:
+        """Declare a durable topic exchange and/or a durable queue bound to it."""
+        if exchange:
+            await self.channel.exchange_declare(exchange, "topic", durable=True)
+        if queue:
+            await self.channel.queue_declare(queue, durable=True, **queue_kw)
+        if exchange and queue:
+            await self.channel.queue_bind(queue, exchange, routing_key)
+
+    async def message_count(self, queue: str) -> int:
+        """Ready messages in ``queue`` (a passive declare: the queue must exist)."""
+        result = await self.channel.queue_declare(queue, passive=True)
+        return int(result["message_count"])
+
+    async def get(self, queue: str) -> RawMessage | None:
+        """Take one message out of ``queue`` (acked), or None when it is empty."""
+        import aioamqp
+
+        try:
+            data = await self.channel.basic_get(queue, no_ack=True)
+        except aioamqp.EmptyQueue:
+            return None
+        return RawMessage(data["message"], data["properties"], data["routing_key"])
+
+    async def take(self, queue: str, count: int, timeout: float = 15.0) -> list[RawMessage]:
+        """Consume exactly ``count`` messages from ``queue`` (waiting for them), acked."""
+        got: list[RawMessage] = []
+        enough = asyncio.Event()
+
+        async def on_message(channel: Any, body: bytes, envelope: Any, properties: Any) -> None:
+            got.append(RawMessage(body, properties, envelope.routing_key))
+            await channel.basic_client_ack(envelope.delivery_tag)
+            if len(got) >= count:
+                enough.set()
+
+        result = await self.channel.basic_consume(on_message, queue_name=queue)
+        try:
+            await asyncio.wait_for(enough.wait(), timeout)
+        finally:
+            await self.channel.basic_cancel(result["consumer_tag"])
+        return got
+
+
+@pytest.fixture
+async def broker(amqp_url: str) -> AsyncIterator[Broker]:
+    """A raw connection to the broker for set-up and inspection, closed afterwards."""
+    transport, protocol = await amqp_connect(amqp_url)
+    try:
+        broker = Broker(amqp_url, protocol, transport)
+        broker.channel = await protocol.channel()
+        yield broker
+    finally:
+        await protocol.close()
+        transport.close()

@@ -1,0 +1,137 @@
+"""Constructor validation: bad input fails at construction, naming the argument."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from aioamqp_ext import (
+    AmqpConfig,
+    AmqpExtError,
+    BaseConsumer,
+    BaseProducer,
+    ConfigurationError,
+    JsonSerializer,
+    RawSerializer,
+    mask_url,
+)
+
+
+class Consumer(BaseConsumer):
+    async def process_request(self, data: object) -> None:
+        pass
+
+
+def test_original_keywords_keep_their_defaults() -> None:
+    """The 2018 constructor keywords must keep their meaning and defaults (the talk's API)."""
+    params = inspect.signature(BaseProducer.__init__).parameters
+    assert params["url"].default == "amqp://localhost:5672/"
+    assert params["exchange_type"].default == "topic"
+    assert params["prefetch_count"].default == 1
+    assert params["prefetch_size"].default == 0
+    assert params["serializer"].default == "json"
+    assert params["durable"].kind is inspect.Parameter.KEYWORD_ONLY
+    config = BaseProducer(exchange="x").config
+    assert config.durable is True
+    assert isinstance(config.serializer, JsonSerializer)
+
+
+def test_unknown_serializer_is_rejected_naming_the_argument() -> None:
+    """A typo in serializer= must fail at construction, not on the first message."""
+    with pytest.raises(ConfigurationError, match=r"BaseProducer: serializer: unknown .*'yaml'"):
+        BaseProducer(exchange="x", serializer="yaml")
+
+
+def test_negative_prefetch_count_is_rejected() -> None:
+    """prefetch_count < 0 is meaningless and must be refused up front."""
+    with pytest.raises(ValueError, match=r"Consumer: prefetch_count: .*>= 0, got -1"):
+        Consumer(exchange="x", queue="q", prefetch_count=-1)
+
+
+def test_bad_url_scheme_is_rejected_with_the_password_masked() -> None:
+    """A wrong scheme is a caller mistake, and its message must not leak the password."""
+    with pytest.raises(ConfigurationError, match=r"url: scheme must be amqp") as info:
+        BaseProducer(url="http://user:s3cret@host/", exchange="x")
+    assert "s3cret" not in str(info.value)
+    assert "user:***@host" in str(info.value)
+
+
+def test_configuration_errors_are_value_errors_under_the_root() -> None:
+    """Callers may catch ValueError or the package's single root, AmqpExtError."""
+    assert issubclass(ConfigurationError, ValueError)
+    assert issubclass(ConfigurationError, AmqpExtError)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"exchange_type": "topik"}, r"exchange_type: expected one of"),
+        ({"routing_key": 5}, r"routing_key: expected a str or a list of str"),
+        ({"connect_timeout": 0}, r"connect_timeout: expected a number of seconds > 0"),
+        ({"heartbeat": -1}, r"heartbeat: expected seconds between 0"),
+        ({"max_retries": -2}, r"max_retries: expected an integer >= 0"),
+        ({"queue_arguments": ["x"]}, r"queue_arguments: expected a dict"),
+        ({"url": []}, r"url: expected an amqp:// URL or a non-empty list"),
+        ({"serializer": object()}, r"serializer: expected a name or an object"),
+    ],
+)
+def test_invalid_options_name_the_argument(kwargs: dict[str, object], match: str) -> None:
+    """Each invalid option is reported with its own name, so the fix is obvious."""
+    with pytest.raises(ConfigurationError, match=match):
+        Consumer(exchange="x", queue="q", **kwargs)  # type: ignore[arg-type]
+
+
+def test_consumer_without_queue_is_rejected() -> None:
+    """A consumer with no queue could never receive anything."""
+    with pytest.raises(ConfigurationError, match=r"Consumer: queue: a consumer needs one"):
+        Consumer(exchange="x")
+
+
+def test_loop_argument_is_accepted_with_a_deprecation_warning() -> None:
+    """Old code passing loop= must keep working, and be told it is ignored."""
+    with pytest.warns(DeprecationWarning, match="loop= is ignored"):
+        producer = BaseProducer(exchange="x", loop=object())
+    assert producer.config.exchange == "x"
+
+
+def test_password_is_masked_in_repr_and_config() -> None:
+    """Reprs end up in logs and tracebacks; they must never show the password."""
+    producer = BaseProducer(url="amqp://guest:hunter2@broker:5672/vh", exchange="x")
+    assert "hunter2" not in repr(producer)
+    assert "hunter2" not in repr(producer.config)
+    assert "amqp://guest:***@broker:5672/vh" in repr(producer)
+    assert mask_url("amqps://u:p%40ss@h/") == "amqps://u:***@h/"
+    assert mask_url("amqp://h/") == "amqp://h/"
+
+
+def test_url_list_and_routing_key_list_are_normalised() -> None:
+    """url may be a cluster list and routing_key a list: one binding per key."""
+    config = AmqpConfig.from_options(
+        url=["amqp://a/", "amqps://b/v%2Fh"], routing_key=["k1", "k2"], serializer=bytes
+    )
+    assert [(u.host, u.port, u.ssl) for u in config.urls] == [("a", 5672, False), ("b", 5671, True)]
+    assert config.urls[1].virtualhost == "v/h"
+    assert config.routing_keys == ("k1", "k2")
+    assert isinstance(config.serializer, RawSerializer)
+
+
+def test_dead_letter_exchange_sets_queue_arguments() -> None:
+    """The queue must be declared with the DLX arguments DESIGN.md promises, plus extras."""
+    config = AmqpConfig.from_options(
+        queue="jobs",
+        dead_letter_exchange="dlx",
+        queue_arguments={"x-queue-type": "quorum"},
+    )
+    assert config.queue_declare_arguments() == {
+        "x-dead-letter-exchange": "dlx",
+        "x-dead-letter-routing-key": "jobs",
+        "x-queue-type": "quorum",
+    }
+
+
+def test_immediate_is_refused_clearly() -> None:
+    """RabbitMQ does not support immediate; silently ignoring it would mislead the caller."""
+    producer = BaseProducer(exchange="x")
+    with pytest.raises(ConfigurationError, match=r"immediate: RabbitMQ does not support"):
+        producer.publish_message("p", routing_key="k", immediate=True)

@@ -1,0 +1,179 @@
+"""BaseProducer against the real broker: confirms, properties, failures that must raise."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+
+import msgpack
+import pytest
+
+from aioamqp_ext import (
+    AmqpConnectionError,
+    AmqpTimeoutError,
+    BaseProducer,
+    ClosedError,
+    PublishNackedError,
+    TopologyError,
+    UnroutableError,
+)
+from tests.amqp.conftest import Broker
+from tests.conftest import AmqpNames
+
+
+async def test_publish_returns_after_confirm_with_default_properties(
+    amqp_url: str, amqp_names: AmqpNames, broker: Broker
+) -> None:
+    """A returned publish must mean the message sits in the queue, persistent and labelled."""
+    await broker.declare(exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="k")
+    async with BaseProducer(url=amqp_url, exchange=amqp_names.exchange) as producer:
+        await producer.publish_message(
+            {"hello": "world"},
+            routing_key="k",
+            properties={"headers": {"trace": "abc"}, "correlation_id": "c-1"},
+        )
+        assert await broker.message_count(amqp_names.queue) == 1
+    message = await broker.get(amqp_names.queue)
+    assert message is not None
+    assert json.loads(message.body) == {"hello": "world"}
+    props = message.properties
+    assert props.content_type == "application/json"
+    assert props.delivery_mode == 2
+    assert props.message_id and len(props.message_id) == 32
+    assert props.timestamp is not None
+    assert props.correlation_id == "c-1"
+    assert message.headers == {"trace": "abc"}
+
+
+async def test_thousands_of_publishes_in_flight_all_confirm(
+    amqp_url: str, amqp_names: AmqpNames, broker: Broker
+) -> None:
+    """aioamqp ignores batch acks (its #233); our own confirm tracking must not hang."""
+    await broker.declare(exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="k")
+    async with BaseProducer(url=amqp_url, exchange=amqp_names.exchange) as producer:
+        await asyncio.wait_for(
+            asyncio.gather(*(producer.publish_message(i, routing_key="k") for i in range(5000))),
+            timeout=60,
+        )
+    assert await broker.message_count(amqp_names.queue) == 5000
+
+
+async def test_unroutable_mandatory_publish_raises(amqp_url: str, amqp_names: AmqpNames) -> None:
+    """A mandatory message no queue takes must raise, never vanish silently."""
+    async with BaseProducer(url=amqp_url, exchange=amqp_names.exchange) as producer:
+        routed, unroutable = await asyncio.gather(
+            producer.publish_message("a", routing_key="nowhere"),
+            producer.publish_message("b", routing_key="nowhere", mandatory=True),
+            return_exceptions=True,
+        )
+        assert routed is None  # without mandatory the broker drops it, as AMQP says
+        assert isinstance(unroutable, UnroutableError)
+        assert unroutable.reply_code == 312
+        assert unroutable.routing_key == "nowhere"
+        # the channel stays usable after a return
+        await producer.publish_message("c", routing_key="nowhere")
+
+
+async def test_nack_raises_a_typed_error(
+    amqp_url: str, amqp_names: AmqpNames, broker: Broker
+) -> None:
+    """A broker nack (here: a full reject-publish queue) must reach the caller as an error."""
+    await broker.declare(
+        exchange=amqp_names.exchange,
+        queue=amqp_names.queue,
+        routing_key="k",
+        arguments={"x-max-length": 1, "x-overflow": "reject-publish"},
+    )
+    async with BaseProducer(url=amqp_url, exchange=amqp_names.exchange) as producer:
+        await producer.publish_message("first", routing_key="k")
+        with pytest.raises(PublishNackedError, match="nacked"):
+            await producer.publish_message("second", routing_key="k")
+        assert await broker.message_count(amqp_names.queue) == 1
+
+
+async def test_default_exchange_routes_to_the_queue_by_name(
+    amqp_url: str, amqp_names: AmqpNames, broker: Broker
+) -> None:
+    """exchange='' must work: the routing key is the queue name, defaulting to queue=."""
+    await broker.declare(queue=amqp_names.queue)
+    producer = BaseProducer(url=amqp_url, exchange="", queue=amqp_names.queue, serializer="msgpack")
+    try:
+        await producer.publish_message({"n": 1}, mandatory=True)
+    finally:
+        await producer.close()
+    message = await broker.get(amqp_names.queue)
+    assert message is not None
+    assert message.properties.content_type == "application/msgpack"
+    assert msgpack.unpackb(message.body) == {"n": 1}
+
+
+async def test_passive_producer_fails_on_a_missing_exchange(
+    amqp_url: str, amqp_names: AmqpNames
+) -> None:
+    """passive=True checks topology instead of creating it, and says what is missing."""
+    producer = BaseProducer(url=amqp_url, exchange=amqp_names.exchange, passive=True)
+    try:
+        with pytest.raises(TopologyError, match=r"exchange '.*' \(passive check\).*404"):
+            await producer.connect()
+    finally:
+        await producer.close()
+
+
+async def test_unreachable_broker_fails_within_connect_timeout() -> None:
+    """Nothing hangs: a silent broker fails fast, naming the URL without its password."""
+    with socket.socket() as listener:  # accepts TCP connections, never speaks AMQP
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        producer = BaseProducer(
+            url=f"amqp://guest:topsecret@127.0.0.1:{port}/", exchange="x", connect_timeout=0.5
+        )
+        started = time.monotonic()
+        with pytest.raises(AmqpTimeoutError, match=r"guest:\*\*\*@127\.0\.0\.1") as info:
+            await producer.publish_message("x", routing_key="k")
+        assert time.monotonic() - started < 3
+        assert "topsecret" not in str(info.value)
+        await producer.close()
+
+
+async def test_refused_connection_is_a_connection_error() -> None:
+    """A closed port is an AmqpConnectionError, the root callers handle for outages."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    producer = BaseProducer(url=f"amqp://127.0.0.1:{port}/", exchange="x")
+    with pytest.raises(AmqpConnectionError, match=rf"cannot connect to amqp://127.0.0.1:{port}/"):
+        await producer.connect()
+    await producer.close()
+
+
+async def test_close_is_idempotent_and_publishing_after_close_raises(
+    amqp_url: str, amqp_names: AmqpNames
+) -> None:
+    """Closing twice is harmless; using a closed producer is a clear error, not a reconnect."""
+    producer = BaseProducer(url=amqp_url, exchange=amqp_names.exchange)
+    await producer.connect()
+    assert producer.is_connected
+    await producer.close()
+    await producer.close()
+    assert not producer.is_connected
+    with pytest.raises(ClosedError, match="is closed"):
+        await producer.publish_message("x", routing_key="k")
+
+
+def test_publish_without_a_running_loop_does_the_work(amqp_url: str, amqp_names: AmqpNames) -> None:
+    """The talk's plain-script usage: un-awaited calls must still publish and close."""
+    producer = BaseProducer(url=amqp_url, exchange=amqp_names.exchange)
+    with pytest.raises(UnroutableError):
+        producer.publish_message("foo", routing_key="bar", mandatory=True)
+    result = producer.publish_message("foo", routing_key="bar")
+    closed = producer.close()
+    assert not producer.is_connected
+
+    async def await_them() -> None:  # awaiting what they returned is safe and a no-op
+        await result
+        await closed
+
+    asyncio.run(await_them())
