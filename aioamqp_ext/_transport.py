@@ -16,16 +16,16 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ._confirms import ConfirmTracker
+from ._delivery import Delivery
 from ._optional import require
 from .config import BrokerUrl
 from .errors import (
     AmqpConnectionError,
     AmqpTimeoutError,
     ConfigurationError,
-    PublishNackedError,
     TopologyError,
     UnroutableError,
 )
@@ -43,35 +43,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _FRAME_OVERHEAD = 8  # frame header (7 bytes) and frame-end octet
 _DRAIN_ABOVE = 256 * 1024  # bytes buffered before a publish waits for the socket
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Delivery:
-    """A message received by a consumer, in plain Python values."""
-
-    body: bytes = field(repr=False)
-    delivery_tag: int
-    exchange: str
-    routing_key: str
-    redelivered: bool
-    properties: dict[str, Any] = field(repr=False)
-
-    @property
-    def message_id(self) -> str | None:
-        """The message's ``message_id`` property, if any."""
-        value = self.properties.get("message_id")
-        return None if value is None else str(value)
-
-    @property
-    def content_type(self) -> str | None:
-        """The message's ``content_type`` property, if any."""
-        value = self.properties.get("content_type")
-        return None if value is None else str(value)
-
-    @property
-    def headers(self) -> dict[str, Any]:
-        """The message's headers (empty when it has none)."""
-        return dict(self.properties.get("headers") or {})
 
 
 class _Channel(aioamqp.channel.Channel):  # type: ignore[misc]  # aioamqp is untyped
@@ -120,12 +91,10 @@ class Connection:
         self._protocol: Any = None
         self._channel: Any = None
         self._confirms = False
-        self._next_tag = 1
-        self._pending: dict[int, asyncio.Future[None]] = {}
-        self._mandatory: dict[int, str] = {}  # delivery tag -> message_id, until confirmed
-        self._returned: dict[int, UnroutableError] = {}
+        self._tracker = ConfirmTracker(str(url))
         self._lost: str | None = None
         self._closing = False
+        self._outbox: list[bytes] = []  # frames written together once per loop iteration
 
     @classmethod
     async def open(
@@ -277,17 +246,38 @@ class Connection:
     async def cancel(self, consumer_tag: str) -> None:
         """Stop a consumer: the broker sends it no more messages."""
         self._check_open("basic.cancel")
+        self._flush()
         await self._call("basic.cancel", self._channel.basic_cancel(consumer_tag))
 
     async def ack(self, delivery_tag: int) -> None:
         """Acknowledge one delivery."""
         self._check_open("basic.ack")
-        await self._call("basic.ack", self._channel.basic_client_ack(delivery_tag))
+        await self._send("basic.ack", [pamqp.commands.Basic.Ack(delivery_tag)])
 
     async def reject(self, delivery_tag: int, *, requeue: bool) -> None:
         """Reject one delivery (dead-lettered, or dropped, unless ``requeue``)."""
         self._check_open("basic.reject")
-        await self._call("basic.reject", self._channel.basic_reject(delivery_tag, requeue=requeue))
+        await self._send("basic.reject", [pamqp.commands.Basic.Reject(delivery_tag, requeue)])
+
+    async def _send(self, what: str, frames: list[Any]) -> None:
+        self._queue(frames)
+        await self._backpressure(what)
+
+    def _queue(self, frames: list[Any]) -> None:
+        """Queue frames for the next flush: one socket write for all a loop iteration sent."""
+        channel_id = self._channel.channel_id
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outbox.extend(pamqp.frame.marshal(frame, channel_id) for frame in frames)
+
+    async def _backpressure(self, what: str) -> None:
+        if self._transport.get_write_buffer_size() > _DRAIN_ABOVE:  # type: ignore[union-attr]
+            await self._call(what, self._protocol._drain())
+
+    def _flush(self) -> None:
+        outbox, self._outbox = self._outbox, []
+        if outbox and self._lost is None and self._transport is not None:
+            self._protocol._stream_writer.writelines(outbox)
 
     async def publish(
         self,
@@ -315,31 +305,25 @@ class Connection:
         method = pamqp.commands.Basic.Publish(
             exchange=exchange, routing_key=routing_key, mandatory=mandatory
         )
-        channel_id = self._channel.channel_id if self._channel else 0
         chunk = max((self._protocol.server_frame_max or 0) - _FRAME_OVERHEAD, 0) or len(body) or 1
-        data = [pamqp.frame.marshal(method, channel_id), pamqp.frame.marshal(header, channel_id)]
-        for start in range(0, len(body), chunk):
-            data.append(
-                pamqp.frame.marshal(pamqp.body.ContentBody(body[start : start + chunk]), channel_id)
-            )
+        frames = [method, header]
+        frames.extend(
+            pamqp.body.ContentBody(body[i : i + chunk]) for i in range(0, len(body), chunk)
+        )
         self._check_open(f"publish to exchange {exchange!r}")
-        # Frames and tag are taken together, with no await in between, so tags match the
+        # Frames are queued and the tag taken with no await in between, so tags follow the
         # broker's count even with thousands of publishes in flight.
-        self._protocol._stream_writer.writelines(data)
+        self._queue(frames)
         waiter: asyncio.Future[None] | None = None
         if self._confirms:
-            tag, self._next_tag = self._next_tag, self._next_tag + 1
-            waiter = self._pending[tag] = asyncio.get_running_loop().create_future()
-            if mandatory:
-                self._mandatory[tag] = str(properties.get("message_id"))
-        if self._transport.get_write_buffer_size() > _DRAIN_ABOVE:  # type: ignore[union-attr]
-            await self._call("publish", self._protocol._drain())
+            mandatory_id = str(properties.get("message_id")) if mandatory else None
+            waiter = self._tracker.add(mandatory_id=mandatory_id)
+        await self._backpressure("publish")
         if waiter is not None:
             await waiter
 
     async def _on_return(self, channel: Any, body: Any, envelope: Any, properties: Any) -> None:
         message_id = str(properties.message_id)
-        tag = next((t for t, mid in self._mandatory.items() if mid == message_id), None)
         error = UnroutableError(
             f"message {message_id} to exchange {envelope.exchange_name!r} with routing key "
             f"{envelope.routing_key!r} was returned unroutable: {envelope.reply_code} "
@@ -349,35 +333,11 @@ class Connection:
             exchange=str(envelope.exchange_name),
             routing_key=str(envelope.routing_key),
         )
-        if tag is None:
+        if not self._tracker.returned(message_id, error):
             logger.warning("%s", error)
-            return
-        del self._mandatory[tag]  # the broker returns a message before it confirms it
-        self._returned[tag] = error
 
     def _settle(self, tag: int, multiple: bool, *, nacked: bool) -> None:
-        """Resolve the waiter of ``tag`` (and, with ``multiple``, of every tag before it)."""
-        tags = [tag]
-        if multiple:  # tags are ascending in the dict: stop at the first one after ``tag``
-            tags = []
-            for pending in self._pending:
-                if pending > tag:
-                    break
-                tags.append(pending)
-        for done in tags:
-            waiter = self._pending.pop(done, None)
-            self._mandatory.pop(done, None)
-            returned = self._returned.pop(done, None)
-            if waiter is None or waiter.done():
-                continue
-            if nacked:
-                waiter.set_exception(
-                    PublishNackedError(f"the broker at {self.url} nacked the message (tag {done})")
-                )
-            elif returned is not None:
-                waiter.set_exception(returned)
-            else:
-                waiter.set_result(None)
+        self._tracker.settle(tag, multiple=multiple, nacked=nacked)
 
     def _closed(self, reason: str) -> None:
         if self._lost is not None:
@@ -387,13 +347,7 @@ class Connection:
             f"{reason} ({self.url}) before the broker confirmed the message; "
             "it may or may not have been stored"
         )
-        for waiter in self._pending.values():
-            if not waiter.done():
-                waiter.set_exception(error)
-                waiter.exception()  # a caller that gave up (timeout) must not leave it unretrieved
-        self._pending.clear()
-        self._mandatory.clear()
-        self._returned.clear()
+        self._tracker.fail_all(error)
         if not self._closing and self.on_lost is not None:
             self.on_lost(AmqpConnectionError(f"{reason} ({self.url})"))
 
@@ -402,6 +356,8 @@ class Connection:
         if self._closing:
             return
         self._closing = True
+        if self._channel is not None:
+            self._flush()
         protocol = self._protocol
         if protocol is not None and protocol.state == aioamqp.protocol.OPEN:
             try:

@@ -156,6 +156,9 @@ class BaseAmqp:
 
     async def _connection(self) -> Connection:
         """The open connection, made (and its topology declared) if there is none."""
+        conn = self._conn
+        if conn is not None and conn.is_open and self._loop is asyncio.get_running_loop():
+            return conn  # the fast path of every publish (close() clears _conn)
         if self._closed:
             raise ClosedError(f"{self!r} is closed")
         loop = asyncio.get_running_loop()
