@@ -75,6 +75,11 @@ class _Channel(aioamqp.channel.Channel):  # type: ignore[misc]  # aioamqp is unt
 
 class _Protocol(aioamqp.protocol.AmqpProtocol):  # type: ignore[misc]  # aioamqp is untyped
     CHANNEL_FACTORY = _Channel
+    close_reason: str | None = None
+
+    async def server_close(self, frame: Any) -> None:
+        self.close_reason = f"closed by the broker ({frame.reply_code} {frame.reply_text})"
+        await super().server_close(frame)
 
 
 class Connection:
@@ -146,7 +151,10 @@ class Connection:
                     f"cannot connect to {url}: no answer within {self.timeout:g} s"
                 ) from None
             if isinstance(exc, OSError | aioamqp.AioamqpException):
-                raise AmqpConnectionError(f"cannot connect to {url}: {_describe(exc)}") from None
+                reason = getattr(self._protocol, "close_reason", None) or _describe(exc)
+                if isinstance(exc, aioamqp.AmqpClosedConnection) and reason == _describe(exc):
+                    reason = "the broker closed the connection (wrong login or password?)"
+                raise AmqpConnectionError(f"cannot connect to {url}: {reason}") from None
             raise
 
     @property
