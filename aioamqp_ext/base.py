@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -19,10 +19,23 @@ __all__ = ["BaseAmqp"]
 logger = logging.getLogger(__name__)
 
 
-class _Done:
-    """What ``publish_message()``/``close()`` return once done outside a loop: safe to await."""
+class _Done(Coroutine[Any, Any, None]):
+    """What ``publish_message()``/``close()`` return once done outside a loop.
+
+    A finished coroutine: awaiting it (or ``run_until_complete``, ``create_task``) returns None
+    at once, and dropping it un-awaited is fine (no "never awaited" warning).
+    """
 
     __slots__ = ()
+
+    def send(self, value: Any) -> None:
+        raise StopIteration
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> None:
+        raise typ if val is None else val
+
+    def close(self) -> None:
+        pass
 
     def __await__(self) -> Generator[Any, None, None]:
         yield from ()
@@ -208,7 +221,7 @@ class BaseAmqp:
         if not self._closed:
             logger.warning("%s: %s", type(self).__name__, error)
 
-    def close(self) -> Awaitable[None]:
+    def close(self) -> Coroutine[Any, Any, None]:
         """Close the connection; idempotent.
 
         In async code, await it. Called where no event loop runs, it closes before
@@ -223,7 +236,9 @@ class BaseAmqp:
             await conn.close()
             logger.info("%s closed its connection to %s", type(self).__name__, conn.url)
 
-    def _now_or_later(self, work: Callable[[], Coroutine[Any, Any, None]]) -> Awaitable[None]:
+    def _now_or_later(
+        self, work: Callable[[], Coroutine[Any, Any, None]]
+    ) -> Coroutine[Any, Any, None]:
         """``work()`` to await in a running loop; else ``work`` done now on a loop of ours."""
         try:
             asyncio.get_running_loop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ class BaseProducer(BaseAmqp):
         properties: Mapping[str, Any] | None = None,
         mandatory: bool = False,
         immediate: bool = False,
-    ) -> Awaitable[None]:
+    ) -> Coroutine[Any, Any, None]:
         """Serialize ``payload`` and publish it; await the result.
 
         Messages are persistent and carry ``content_type``, a fresh ``message_id`` and a

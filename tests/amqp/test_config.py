@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import pytest
 
@@ -76,10 +77,10 @@ def test_configuration_errors_are_value_errors_under_the_root() -> None:
         ({"serializer": object()}, r"serializer: expected a name or an object"),
     ],
 )
-def test_invalid_options_name_the_argument(kwargs: dict[str, object], match: str) -> None:
+def test_invalid_options_name_the_argument(kwargs: dict[str, Any], match: str) -> None:
     """Each invalid option is reported with its own name, so the fix is obvious."""
     with pytest.raises(ConfigurationError, match=match):
-        Consumer(exchange="x", queue="q", **kwargs)  # type: ignore[arg-type]
+        Consumer(exchange="x", queue="q", **kwargs)
 
 
 def test_consumer_without_queue_is_rejected() -> None:
@@ -134,4 +135,4 @@ def test_immediate_is_refused_clearly() -> None:
     """RabbitMQ does not support immediate; silently ignoring it would mislead the caller."""
     producer = BaseProducer(exchange="x")
     with pytest.raises(ConfigurationError, match=r"immediate: RabbitMQ does not support"):
-        producer.publish_message("p", routing_key="k", immediate=True)
+        _ = producer.publish_message("p", routing_key="k", immediate=True)

@@ -299,9 +299,14 @@ async def test_passive_consumer_fails_on_a_missing_queue(
 
 def test_run_consumes_until_stopped_then_closes(amqp_url: str, amqp_names: AmqpNames) -> None:
     """run() is the worker main: it blocks while consuming and closes gracefully on stop()."""
+    consuming = threading.Event()
     received = threading.Event()
 
     class Worker(BaseConsumer):
+        async def consume(self) -> None:
+            await super().consume()
+            consuming.set()
+
         async def process_request(self, data: Any) -> None:
             assert data == "job"
             received.set()
@@ -312,14 +317,10 @@ def test_run_consumes_until_stopped_then_closes(amqp_url: str, amqp_names: AmqpN
     thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
     thread.start()
     try:
+        assert consuming.wait(timeout=10)
         producer = BaseProducer(url=amqp_url, exchange=amqp_names.exchange)
-        for _ in range(100):  # the worker's binding may not exist yet: retry until routed
-            try:
-                producer.publish_message("job", routing_key="k", mandatory=True)
-                break
-            except Exception:
-                time.sleep(0.05)
-        producer.close()
+        _ = producer.publish_message("job", routing_key="k", mandatory=True)
+        _ = producer.close()
         assert received.wait(timeout=10)
     finally:
         worker.stop()

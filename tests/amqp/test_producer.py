@@ -63,11 +63,12 @@ async def test_thousands_of_publishes_in_flight_all_confirm(
 async def test_unroutable_mandatory_publish_raises(amqp_url: str, amqp_names: AmqpNames) -> None:
     """A mandatory message no queue takes must raise, never vanish silently."""
     async with BaseProducer(url=amqp_url, exchange=amqp_names.exchange) as producer:
-        routed, unroutable = await asyncio.gather(
+        results: tuple[BaseException | None, ...] = await asyncio.gather(
             producer.publish_message("a", routing_key="nowhere"),
             producer.publish_message("b", routing_key="nowhere", mandatory=True),
             return_exceptions=True,
         )
+        routed, unroutable = results
         assert routed is None  # without mandatory the broker drops it, as AMQP says
         assert isinstance(unroutable, UnroutableError)
         assert unroutable.reply_code == 312
@@ -155,10 +156,10 @@ async def test_close_is_idempotent_and_publishing_after_close_raises(
     """Closing twice is harmless; using a closed producer is a clear error, not a reconnect."""
     producer = BaseProducer(url=amqp_url, exchange=amqp_names.exchange)
     await producer.connect()
-    assert producer.is_connected
+    was_connected = producer.is_connected
     await producer.close()
     await producer.close()
-    assert not producer.is_connected
+    assert (was_connected, producer.is_connected) == (True, False)
     with pytest.raises(ClosedError, match="is closed"):
         await producer.publish_message("x", routing_key="k")
 
@@ -167,7 +168,7 @@ def test_publish_without_a_running_loop_does_the_work(amqp_url: str, amqp_names:
     """The talk's plain-script usage: un-awaited calls must still publish and close."""
     producer = BaseProducer(url=amqp_url, exchange=amqp_names.exchange)
     with pytest.raises(UnroutableError):
-        producer.publish_message("foo", routing_key="bar", mandatory=True)
+        _ = producer.publish_message("foo", routing_key="bar", mandatory=True)
     result = producer.publish_message("foo", routing_key="bar")
     closed = producer.close()
     assert not producer.is_connected

@@ -22,7 +22,7 @@ TALK_URL = "'amqp://localhost:5672/'"
 def doc_sample(marker: str) -> str:
     """The python code block of the docs page that contains ``marker``."""
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
-    (block,) = [b for b in blocks if marker in b]
+    (block,) = [str(b) for b in blocks if marker in b]
     return block
 
 
