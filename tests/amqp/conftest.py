@@ -94,3 +94,80 @@ async def broker(amqp_url: str) -> AsyncIterator[Broker]:
     finally:
         await protocol.close()
         transport.close()
+
+
+class Proxy:
+    """A TCP proxy between client and broker that can hold traffic and cut connections."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.held = asyncio.Event()  # set when client bytes arrive while traffic is held
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.writers.update((writer, up_writer))
+        for source, sink, from_client in ((reader, up_writer, True), (up_reader, writer, False)):
+            task = asyncio.create_task(self._pipe(source, sink, from_client))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, from_client: bool
+    ) -> None:
+        try:
+            while data := await source.read(65536):
+                if not self.flowing.is_set() and from_client:
+                    self.held.set()
+                await self.flowing.wait()
+                sink.write(data)
+                await sink.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            sink.close()
+
+    def hold(self) -> None:
+        """Stop forwarding (a stalled network): bytes wait in the proxy."""
+        self.held.clear()
+        self.flowing.clear()
+
+    def cut(self) -> None:
+        """Drop every open connection at once, and let new ones flow normally."""
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+        self.flowing.set()
+
+    async def close(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def proxy(amqp_url: str) -> AsyncIterator[tuple[Proxy, str]]:
+    """A fault-injecting proxy to the broker, and the URL that goes through it."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(amqp_url)
+    proxy = Proxy(parts.hostname or "127.0.0.1", parts.port or 5672)
+    port = await proxy.start()
+    netloc = parts.netloc.rsplit("@", 1)
+    auth = f"{netloc[0]}@" if len(netloc) == 2 else ""
+    try:
+        yield proxy, parts._replace(netloc=f"{auth}127.0.0.1:{port}").geturl()
+    finally:
+        await proxy.close()

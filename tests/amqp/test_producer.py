@@ -178,3 +178,25 @@ def test_publish_without_a_running_loop_does_the_work(amqp_url: str, amqp_names:
         await closed
 
     asyncio.run(await_them())
+
+
+async def test_unknown_vhost_is_reported_with_the_broker_reason(amqp_url: str) -> None:
+    """A handshake refused by the broker must say why, with the URL's password masked."""
+    producer = BaseProducer(url=amqp_url.rstrip("/") + "/no_such_vhost_here", exchange="x")
+    with pytest.raises(AmqpConnectionError, match=r"530 NOT_ALLOWED.*no_such_vhost_here") as info:
+        await producer.connect()
+    assert ":***@" in str(info.value) or "@" not in amqp_url
+    await producer.close()
+
+
+async def test_wrong_password_is_a_connection_error_without_the_password(amqp_url: str) -> None:
+    """Bad credentials fail (RabbitMQ delays its answer ~3 s) and never echo the password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(amqp_url)
+    bad = parts._replace(netloc=f"guest:WrongPass1@{parts.hostname}:{parts.port or 5672}").geturl()
+    producer = BaseProducer(url=bad, exchange="x")
+    with pytest.raises(AmqpConnectionError, match=r"wrong login or password") as info:
+        await producer.connect()
+    assert "WrongPass1" not in str(info.value)
+    await producer.close()

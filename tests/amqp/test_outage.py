@@ -1,0 +1,57 @@
+"""What callers see when the connection breaks (reconnection proper comes with issue 4)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from aioamqp_ext import AmqpConnectionError, BaseConsumer, BaseProducer
+from tests.amqp.conftest import Broker, Proxy
+from tests.conftest import AmqpNames
+
+
+async def test_publish_in_flight_during_a_cut_raises_and_the_next_one_reconnects(
+    proxy: tuple[Proxy, str], amqp_names: AmqpNames, broker: Broker
+) -> None:
+    """An unconfirmed publish must fail loudly on outage; the producer then heals on next use."""
+    fault, url = proxy
+    await broker.declare(exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="k")
+    async with BaseProducer(url=url, exchange=amqp_names.exchange) as producer:
+        await producer.publish_message("before", routing_key="k")
+        fault.hold()
+        in_flight = asyncio.create_task(producer.publish_message("during", routing_key="k"))
+        await asyncio.wait_for(fault.held.wait(), timeout=10)
+        fault.cut()
+        with pytest.raises(AmqpConnectionError, match="may or may not have been stored"):
+            await asyncio.wait_for(in_flight, timeout=10)
+        await producer.publish_message("after", routing_key="k")
+    bodies = [m.body for m in await broker.take(amqp_names.queue, 2)]
+    assert bodies[0] == b'"before"'
+    assert bodies[-1] == b'"after"'
+
+
+async def test_consumer_serve_raises_when_the_connection_is_lost(
+    proxy: tuple[Proxy, str], amqp_names: AmqpNames
+) -> None:
+    """A worker must not sit silently on a dead connection: serve()/run() end with an error."""
+    fault, url = proxy
+    consuming = asyncio.Event()
+
+    class Worker(BaseConsumer):
+        async def consume(self) -> None:
+            await super().consume()
+            consuming.set()
+
+        async def process_request(self, data: Any) -> None:
+            pass
+
+    worker = Worker(url=url, exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="k")
+    serving = asyncio.create_task(worker.serve(handle_signals=False))
+    await asyncio.wait_for(consuming.wait(), timeout=10)
+    fault.cut()
+    with pytest.raises(AmqpConnectionError, match="connection lost"):
+        await asyncio.wait_for(serving, timeout=10)
+    assert worker.closed
+    await worker.close()  # closing again, on a dead connection, is a no-op
