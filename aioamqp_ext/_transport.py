@@ -268,15 +268,18 @@ class Connection:
         await self._send("basic.reject", [pamqp.commands.Basic.Reject(delivery_tag, requeue)])
 
     async def _send(self, what: str, frames: list[Any]) -> None:
-        self._queue(frames)
+        self._queue(self._marshal(frames))
         await self._backpressure(what)
 
-    def _queue(self, frames: list[Any]) -> None:
+    def _marshal(self, frames: list[Any]) -> list[bytes]:
+        channel_id = self._channel.channel_id if self._channel is not None else 0
+        return [pamqp.frame.marshal(frame, channel_id) for frame in frames]
+
+    def _queue(self, data: list[bytes]) -> None:
         """Queue frames for the next flush: one socket write for all a loop iteration sent."""
-        channel_id = self._channel.channel_id
         if not self._outbox:
             asyncio.get_running_loop().call_soon(self._flush)
-        self._outbox.extend(pamqp.frame.marshal(frame, channel_id) for frame in frames)
+        self._outbox.extend(data)
 
     async def _backpressure(self, what: str) -> None:
         if self._transport.get_write_buffer_size() > _DRAIN_ABOVE:  # type: ignore[union-attr]
@@ -304,24 +307,26 @@ class Connection:
             UnroutableError: ``mandatory`` and no queue matched.
             AmqpConnectionError: the connection or channel was lost first.
         """
-        try:
-            header = pamqp.header.ContentHeader(
-                body_size=len(body), properties=pamqp.commands.Basic.Properties(**properties)
-            )
-        except (TypeError, ValueError) as exc:
-            raise ConfigurationError(f"publish_message: properties: {exc}") from None
-        method = pamqp.commands.Basic.Publish(
-            exchange=exchange, routing_key=routing_key, mandatory=mandatory
-        )
-        chunk = max((self._protocol.server_frame_max or 0) - _FRAME_OVERHEAD, 0) or len(body) or 1
-        frames = [method, header]
-        frames.extend(
-            pamqp.body.ContentBody(body[i : i + chunk]) for i in range(0, len(body), chunk)
-        )
         self._check_open(f"publish to exchange {exchange!r}")
+        chunk = max((self._protocol.server_frame_max or 0) - _FRAME_OVERHEAD, 0) or len(body) or 1
+        try:  # everything is encoded before anything is queued: a bad property writes nothing
+            frames = [
+                pamqp.commands.Basic.Publish(
+                    exchange=exchange, routing_key=routing_key, mandatory=mandatory
+                ),
+                pamqp.header.ContentHeader(
+                    body_size=len(body), properties=pamqp.commands.Basic.Properties(**properties)
+                ),
+            ]
+            frames.extend(
+                pamqp.body.ContentBody(body[i : i + chunk]) for i in range(0, len(body), chunk)
+            )
+            data = self._marshal(frames)
+        except Exception as exc:  # pamqp raises TypeError, ValueError, struct.error ...
+            raise ConfigurationError(f"publish_message: properties: {exc}") from None
         # Frames are queued and the tag taken with no await in between, so tags follow the
         # broker's count even with thousands of publishes in flight.
-        self._queue(frames)
+        self._queue(data)
         waiter: asyncio.Future[None] | None = None
         if self._confirms:
             mandatory_id = str(properties.get("message_id")) if mandatory else None

@@ -15,6 +15,7 @@ from aioamqp_ext import (
     AmqpTimeoutError,
     BaseProducer,
     ClosedError,
+    ConfigurationError,
     PublishNackedError,
     TopologyError,
     UnroutableError,
@@ -200,3 +201,20 @@ async def test_wrong_password_is_a_connection_error_without_the_password(amqp_ur
         await producer.connect()
     assert "WrongPass1" not in str(info.value)
     await producer.close()
+
+
+async def test_bad_property_raises_and_leaves_the_channel_usable(
+    amqp_url: str, amqp_names: AmqpNames, broker: Broker
+) -> None:
+    """A bad property must be refused before any frame is written (no corrupt stream)."""
+    await broker.declare(exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="k")
+    async with BaseProducer(url=amqp_url, exchange=amqp_names.exchange, serializer="raw") as p:
+        with pytest.raises(ConfigurationError, match=r"properties: .*unexpected keyword.*'colour'"):
+            await p.publish_message(b"x", routing_key="k", properties={"colour": "red"})
+        with pytest.raises(ConfigurationError, match=r"properties: int required"):
+            await p.publish_message(b"x", routing_key="k", properties={"priority": "high"})
+        big = bytes(range(256)) * 1200  # 300 KiB: several frames of the negotiated frame_max
+        await p.publish_message(big, routing_key="k")
+    message = await broker.get(amqp_names.queue)
+    assert message is not None
+    assert message.body == big
