@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from ._confirms import ConfirmTracker
@@ -162,11 +162,14 @@ class Connection:
         """True while the connection and its channel are usable."""
         return self._lost is None and not self._closing and self._channel is not None
 
-    async def _call(self, what: str, coro: Coroutine[Any, Any, T], *, topology: bool = False) -> T:
-        """Await an aioamqp call within the timeout, translating its errors."""
+    async def _call(
+        self, what: str, call: Callable[[], Awaitable[T]], *, topology: bool = False
+    ) -> T:
+        """Check the connection, then await ``call()`` within the timeout, translating errors."""
+        self._check_open(what)
         try:
             async with asyncio.timeout(self.timeout):
-                return await coro
+                return await call()
         except TimeoutError:
             # An unanswered call leaves aioamqp's waiters in an unknown state: drop the connection.
             self._closed(f"no answer within {self.timeout:g} s")
@@ -195,35 +198,37 @@ class Connection:
     async def declare_exchange(self, name: str, kind: str, *, durable: bool, passive: bool) -> None:
         """Declare (or with ``passive`` only check) an exchange."""
         what = f"exchange {name!r}" + (" (passive check)" if passive else "")
-        self._check_open(what)
-        call = self._channel.exchange_declare(name, kind, passive=passive, durable=durable)
-        await self._call(what, call, topology=True)
+        declare = self._channel.exchange_declare
+        await self._call(
+            what, lambda: declare(name, kind, passive=passive, durable=durable), topology=True
+        )
 
     async def declare_queue(
         self, name: str, *, durable: bool, passive: bool, arguments: Mapping[str, Any]
     ) -> int:
         """Declare (or check) a queue; returns the number of messages ready in it."""
         what = f"queue {name!r}" + (" (passive check)" if passive else "")
-        self._check_open(what)
-        call = self._channel.queue_declare(
-            name, passive=passive, durable=durable, arguments=dict(arguments)
+        declare = self._channel.queue_declare
+        args = dict(arguments)
+        result = await self._call(
+            what,
+            lambda: declare(name, passive=passive, durable=durable, arguments=args),
+            topology=True,
         )
-        result = await self._call(what, call, topology=True)
         return int(result["message_count"])
 
     async def bind_queue(self, queue: str, exchange: str, routing_key: str) -> None:
         """Bind ``queue`` to ``exchange`` with ``routing_key``."""
         what = f"binding of queue {queue!r} to exchange {exchange!r} with key {routing_key!r}"
-        self._check_open(what)
-        await self._call(
-            what, self._channel.queue_bind(queue, exchange, routing_key), topology=True
-        )
+        bind = self._channel.queue_bind
+        await self._call(what, lambda: bind(queue, exchange, routing_key), topology=True)
 
     async def qos(self, prefetch_count: int, prefetch_size: int) -> None:
         """Limit unacknowledged deliveries (per consumer)."""
-        self._check_open("basic.qos")
-        call = self._channel.basic_qos(prefetch_size=prefetch_size, prefetch_count=prefetch_count)
-        await self._call("basic.qos", call)
+        qos = self._channel.basic_qos
+        await self._call(
+            "basic.qos", lambda: qos(prefetch_size=prefetch_size, prefetch_count=prefetch_count)
+        )
 
     async def consume(self, queue: str, on_delivery: Callable[[Delivery], None]) -> str:
         """Start consuming ``queue``; ``on_delivery`` is called (synchronously) per message."""
@@ -244,30 +249,28 @@ class Connection:
         async def cancelled(channel: Any, consumer_tag: Any) -> None:
             self._closed(f"consumer cancelled by the broker (was queue {queue!r} deleted?)")
 
-        self._check_open(f"basic.consume on {queue!r}")
         self._channel.add_cancellation_callback(cancelled)
+        start = self._channel.basic_consume
         result = await self._call(
-            f"basic.consume on {queue!r}", self._channel.basic_consume(deliver, queue_name=queue)
+            f"basic.consume on {queue!r}", lambda: start(deliver, queue_name=queue)
         )
         return str(result["consumer_tag"])
 
     async def cancel(self, consumer_tag: str) -> None:
         """Stop a consumer: the broker sends it no more messages."""
-        self._check_open("basic.cancel")
         self._flush()
-        await self._call("basic.cancel", self._channel.basic_cancel(consumer_tag))
+        await self._call("basic.cancel", lambda: self._channel.basic_cancel(consumer_tag))
 
     async def ack(self, delivery_tag: int) -> None:
         """Acknowledge one delivery."""
-        self._check_open("basic.ack")
         await self._send("basic.ack", [pamqp.commands.Basic.Ack(delivery_tag)])
 
     async def reject(self, delivery_tag: int, *, requeue: bool) -> None:
         """Reject one delivery (dead-lettered, or dropped, unless ``requeue``)."""
-        self._check_open("basic.reject")
         await self._send("basic.reject", [pamqp.commands.Basic.Reject(delivery_tag, requeue)])
 
     async def _send(self, what: str, frames: list[Any]) -> None:
+        self._check_open(what)
         self._queue(self._marshal(frames))
         await self._backpressure(what)
 
@@ -283,7 +286,7 @@ class Connection:
 
     async def _backpressure(self, what: str) -> None:
         if self._transport.get_write_buffer_size() > _DRAIN_ABOVE:  # type: ignore[union-attr]
-            await self._call(what, self._protocol._drain())
+            await self._call(what, self._protocol._drain)
 
     def _flush(self) -> None:
         outbox, self._outbox = self._outbox, []
@@ -307,7 +310,7 @@ class Connection:
             UnroutableError: ``mandatory`` and no queue matched.
             AmqpConnectionError: the connection or channel was lost first.
         """
-        self._check_open(f"publish to exchange {exchange!r}")
+        self._check_open("publish")
         chunk = max((self._protocol.server_frame_max or 0) - _FRAME_OVERHEAD, 0) or len(body) or 1
         try:  # everything is encoded before anything is queued: a bad property writes nothing
             frames = [
