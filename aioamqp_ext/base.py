@@ -138,6 +138,7 @@ class BaseAmqp:
         self._private_loop: asyncio.AbstractEventLoop | None = None
         self._connect_lock: asyncio.Lock | None = None
         self._closed = False
+        self._close_done = asyncio.Event()
 
     def __repr__(self) -> str:
         cfg = self.config
@@ -230,7 +231,17 @@ class BaseAmqp:
         return self._now_or_later(self._close)
 
     async def _close(self) -> None:
+        if self._closed:  # idempotent; a second caller waits for the first to finish
+            await self._close_done.wait()
+            return
         self._closed = True
+        try:
+            await self._shutdown()
+        finally:
+            self._close_done.set()
+
+    async def _shutdown(self) -> None:
+        """Release what this side holds (the connection, here); runs once."""
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()

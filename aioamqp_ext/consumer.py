@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
 from typing import Any, Self
@@ -61,14 +62,19 @@ class BaseConsumer(BaseAmqp):
     async def _setup(self, conn: Connection) -> None:
         cfg = self.config
         await super()._setup(conn)
-        declare = {"durable": cfg.durable, "passive": cfg.passive}
-        if cfg.dead_letter_exchange:
+        if cfg.dead_letter_exchange:  # always durable: dead letters must survive a restart
             dlq = f"{cfg.queue}.dlq"
-            await conn.declare_exchange(cfg.dead_letter_exchange, "direct", **declare)
-            await conn.declare_queue(dlq, arguments={}, **declare)
+            dlx = cfg.dead_letter_exchange
+            await conn.declare_exchange(dlx, "direct", durable=True, passive=cfg.passive)
+            await conn.declare_queue(dlq, durable=True, passive=cfg.passive, arguments={})
             if not cfg.passive:
-                await conn.bind_queue(dlq, cfg.dead_letter_exchange, cfg.queue)
-        await conn.declare_queue(cfg.queue, arguments=cfg.queue_declare_arguments(), **declare)
+                await conn.bind_queue(dlq, dlx, cfg.queue)
+        await conn.declare_queue(
+            cfg.queue,
+            durable=cfg.durable,
+            passive=cfg.passive,
+            arguments=cfg.queue_declare_arguments(),
+        )
         if cfg.exchange and not cfg.passive:
             default_key = _BINDING_BY_TYPE.get(cfg.exchange_type, cfg.queue)
             for key in cfg.routing_keys or (default_key,):
@@ -98,7 +104,9 @@ class BaseConsumer(BaseAmqp):
             await self._settle(conn, delivery, ack=False, where=where)
             return
         try:
-            await self.process_request(data)
+            result = self.process_request(data)
+            if inspect.isawaitable(result):  # a plain ``def`` handler works too
+                await result
         except Exception as exc:
             await self._failed(conn, delivery, where, exc)
             return
@@ -149,19 +157,17 @@ class BaseConsumer(BaseAmqp):
                 extra={"message_id": delivery.message_id, "queue": self.config.queue},
             )
 
-    async def _close(self) -> None:
+    async def _shutdown(self) -> None:
         """Stop taking messages, let in-flight handlers finish (up to close_timeout), close."""
-        if self._closed:
-            return
-        self._closed = True
         conn, tag = self._conn, self._consumer_tag
         if conn is not None and tag is not None and conn.is_open:
             try:
                 await conn.cancel(tag)
             except AmqpConnectionError as exc:
                 logger.warning("%s: stopping the consumer: %s", type(self).__name__, exc)
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=self.config.close_timeout)
+        running = self._tasks - {asyncio.current_task()}  # a handler may call close() itself
+        if running:
+            _, pending = await asyncio.wait(running, timeout=self.config.close_timeout)
             for task in pending:
                 task.cancel()
             if pending:
@@ -173,7 +179,7 @@ class BaseConsumer(BaseAmqp):
                     len(pending),
                     self.config.close_timeout,
                 )
-        await super()._close()
+        await super()._shutdown()
 
     def _on_lost(self, error: AmqpConnectionError) -> None:
         super()._on_lost(error)

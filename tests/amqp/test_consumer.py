@@ -161,8 +161,9 @@ async def test_close_drains_in_flight_handlers_and_leaves_nothing_unacked(
     await publish_all(amqp_url, amqp_names.exchange, [(i, "k") for i in range(20)])
     await asyncio.wait_for(all_started.wait(), timeout=10)
     closing = asyncio.create_task(consumer.close())
+    second = asyncio.create_task(consumer.close())  # idempotent: waits for the same drain
     release.set()
-    await asyncio.wait_for(closing, timeout=10)
+    await asyncio.wait_for(asyncio.gather(closing, second), timeout=10)
     assert len(finished) >= 5
     assert sorted(finished) == sorted(started)  # every handler that started was allowed to end
     assert await broker.message_count(amqp_names.queue) == 20 - len(finished)  # all acked
@@ -327,3 +328,17 @@ def test_run_consumes_until_stopped_then_closes(amqp_url: str, amqp_names: AmqpN
         thread.join(timeout=10)
     assert not thread.is_alive()
     assert worker.closed
+
+
+async def test_plain_def_handler_is_supported(amqp_url: str, amqp_names: AmqpNames) -> None:
+    """A synchronous process_request must be called and acked, not fail on a missing await."""
+    got = asyncio.Event()
+
+    class Plain(BaseConsumer):
+        def process_request(self, data: Any) -> None:  # type: ignore[override]
+            assert data == {"sync": True}
+            got.set()
+
+    async with Plain(url=amqp_url, exchange="", queue=amqp_names.queue, prefetch_count=3):
+        await publish_all(amqp_url, "", [({"sync": True}, amqp_names.queue)])
+        await asyncio.wait_for(got.wait(), timeout=10)
