@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from aioamqp_ext import AmqpConnectionError, BaseConsumer, BaseProducer
+from aioamqp_ext import AmqpConnectionError, BaseConsumer, BaseProducer, PublishTimeoutError
 from tests.amqp.conftest import Broker, Proxy
 from tests.conftest import AmqpNames
 
@@ -55,3 +55,19 @@ async def test_consumer_serve_raises_when_the_connection_is_lost(
         await asyncio.wait_for(serving, timeout=10)
     assert worker.closed
     await worker.close()  # closing again, on a dead connection, is a no-op
+
+
+async def test_a_stalled_broker_makes_publish_time_out(
+    proxy: tuple[Proxy, str], amqp_names: AmqpNames
+) -> None:
+    """Nothing hangs: with no confirm in publish_timeout the caller gets a typed timeout."""
+    fault, url = proxy
+    producer = BaseProducer(
+        url=url, exchange=amqp_names.exchange, publish_timeout=0.3, connect_timeout=0.5
+    )
+    await producer.connect()
+    fault.hold()
+    with pytest.raises(PublishTimeoutError, match=r"not confirmed within 0.3 s") as info:
+        await producer.publish_message("x", routing_key="k")
+    assert isinstance(info.value, TimeoutError)
+    await asyncio.wait_for(producer.close(), timeout=5)  # closing a stalled connection is bounded
