@@ -120,20 +120,19 @@ class BaseConsumer(BaseAmqp):
         retries = retries if isinstance(retries, int) else 0
         extra = {"message_id": delivery.message_id, "queue": self.config.queue}
         if retries < self.config.max_retries:
-            logger.warning(
-                "%s failed (retry %d of %d)", where, retries + 1, self.config.max_retries,
-                exc_info=error, extra=extra,
-            )  # fmt: skip
+            attempt = f"retry {retries + 1} of {self.config.max_retries}"
+            logger.warning("%s failed (%s)", where, attempt, exc_info=error, extra=extra)
             headers = {**delivery.headers, RETRY_HEADER: retries + 1}
             try:  # the copy is confirmed before the original is acked: at least once
-                await conn.publish(
-                    delivery.body,
-                    exchange="",
-                    routing_key=self.config.queue,
-                    properties={**delivery.properties, "headers": headers},
-                    mandatory=False,
-                )
-            except AmqpExtError as exc:
+                async with asyncio.timeout(self.config.publish_timeout):
+                    await conn.publish(
+                        delivery.body,
+                        exchange="",
+                        routing_key=self.config.queue,
+                        properties={**delivery.properties, "headers": headers},
+                        mandatory=True,
+                    )
+            except (AmqpExtError, TimeoutError) as exc:
                 logger.error("%s could not be retried (%s); rejecting it", where, exc, extra=extra)
             else:
                 await self._settle(conn, delivery, ack=True, where=where)
