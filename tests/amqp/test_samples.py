@@ -26,12 +26,12 @@ def doc_sample(marker: str) -> str:
     return block
 
 
-def for_test(sample: str, url: str, names: AmqpNames) -> str:
+def for_test(sample: str, url: str, names: AmqpNames, exchange: str = "my_exchange") -> str:
     """The sample with only the broker URL and the names swapped for this test's own."""
     assert TALK_URL in sample
     return (
         sample.replace(TALK_URL, repr(url))
-        .replace("'my_exchange'", repr(names.exchange))
+        .replace(repr(exchange), repr(names.exchange))
         .replace("'my_queue'", repr(names.queue))
     )
 
@@ -147,3 +147,21 @@ async def test_examples_worker_and_producer(amqp_url: str, amqp_names: AmqpNames
         rest, _ = await asyncio.wait_for(worker.communicate(), timeout=30)
     assert worker.returncode == 0, "".join(seen) + rest.decode()
     assert b"SIGTERM received, closing" in rest
+
+
+async def test_docs_async_producer_sample_publishes_1001_messages(
+    amqp_url: str, amqp_names: AmqpNames, broker: Broker, tmp_path: Path
+) -> None:
+    """The docs' async sample must run as shown and have every message confirmed."""
+    await broker.declare(
+        exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="orders.created"
+    )
+    script = tmp_path / "async_sample.py"
+    sample = doc_sample("async with BaseProducer(")
+    script.write_text(for_test(sample, amqp_url, amqp_names, exchange="orders"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-W", "error", str(script), cwd=ROOT, stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, stderr.decode()
+    assert await broker.message_count(amqp_names.queue) == 1001
