@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from aioamqp_ext import AmqpConnectionError, BaseConsumer, BaseProducer, PublishTimeoutError
-from tests.amqp.conftest import Broker, Proxy
+from tests.amqp.conftest import Broker
 from tests.conftest import AmqpNames
+from tests.proxy import FaultProxy
+
+MakeProxy = Callable[[str], Awaitable[tuple[FaultProxy, str]]]
 
 
 async def test_publish_in_flight_during_a_cut_raises_and_the_next_one_reconnects(
-    proxy: tuple[Proxy, str], amqp_names: AmqpNames, broker: Broker
+    fault_proxy: MakeProxy, amqp_url: str, amqp_names: AmqpNames, broker: Broker
 ) -> None:
     """An unconfirmed publish must fail loudly on outage; the producer then heals on next use."""
-    fault, url = proxy
+    fault, url = await fault_proxy(amqp_url)
     await broker.declare(exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="k")
     async with BaseProducer(url=url, exchange=amqp_names.exchange) as producer:
         await producer.publish_message("before", routing_key="k")
-        fault.hold()
+        fault.stall()
         in_flight = asyncio.create_task(producer.publish_message("during", routing_key="k"))
-        await asyncio.wait_for(fault.held.wait(), timeout=10)
-        fault.cut()
+        # One scheduling step (not a timing sleep): the task runs up to awaiting its confirm.
+        await asyncio.sleep(0)
+        assert fault.cut() == 1
+        fault.resume()
         with pytest.raises(AmqpConnectionError, match="may or may not have been stored"):
             await asyncio.wait_for(in_flight, timeout=10)
         await producer.publish_message("after", routing_key="k")
@@ -33,10 +39,10 @@ async def test_publish_in_flight_during_a_cut_raises_and_the_next_one_reconnects
 
 
 async def test_consumer_serve_raises_when_the_connection_is_lost(
-    proxy: tuple[Proxy, str], amqp_names: AmqpNames
+    fault_proxy: MakeProxy, amqp_url: str, amqp_names: AmqpNames
 ) -> None:
     """A worker must not sit silently on a dead connection: serve()/run() end with an error."""
-    fault, url = proxy
+    fault, url = await fault_proxy(amqp_url)
     consuming = asyncio.Event()
 
     class Worker(BaseConsumer):
@@ -58,15 +64,15 @@ async def test_consumer_serve_raises_when_the_connection_is_lost(
 
 
 async def test_a_stalled_broker_makes_publish_time_out(
-    proxy: tuple[Proxy, str], amqp_names: AmqpNames
+    fault_proxy: MakeProxy, amqp_url: str, amqp_names: AmqpNames
 ) -> None:
     """Nothing hangs: with no confirm in publish_timeout the caller gets a typed timeout."""
-    fault, url = proxy
+    fault, url = await fault_proxy(amqp_url)
     producer = BaseProducer(
         url=url, exchange=amqp_names.exchange, publish_timeout=0.3, connect_timeout=0.5
     )
     await producer.connect()
-    fault.hold()
+    fault.stall()
     with pytest.raises(PublishTimeoutError, match=r"not confirmed within 0.3 s") as info:
         await producer.publish_message("x", routing_key="k")
     assert isinstance(info.value, TimeoutError)
