@@ -7,7 +7,6 @@ jitter, each check in a task of its own, so one slow or broken check never delay
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -79,11 +78,17 @@ class Scheduler:
     async def close(self) -> None:
         """Cancel every check task and wait for them, then close the checks; idempotent."""
         tasks, self._tasks = self._tasks, []
+        if not tasks:
+            return
         for task in tasks:
             task.cancel()
-        for task, (config, check, _) in zip(tasks, self._checks, strict=True):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for (config, check, _), result in zip(self._checks, results, strict=True):
+            if isinstance(result, Exception):  # our loop never raises; say so loudly if it did
+                logger.error(
+                    "check %s: its task failed: %s", config.name,
+                    redact(repr(result), config.secrets), extra={"check": config.name},
+                )  # fmt: skip
             close = getattr(check, "close", None)
             if close is None:
                 continue

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from .._optional import require
 from .._redact import redact_url
 from .base import BaseMetric, parse_port
 
-if TYPE_CHECKING:
-    import redis.asyncio as redis_asyncio
-    import redis.asyncio.retry as redis_retry
-    import redis.backoff as redis_backoff
-else:
-    redis_asyncio = require("redis.asyncio", "redis")
-    redis_retry = require("redis.asyncio.retry", "redis")
-    redis_backoff = require("redis.backoff", "redis")
+# redis-py's annotations are partial (untyped connect()), so we treat it as untyped here.
+redis_asyncio: Any = require("redis.asyncio", "redis")
+redis_retry: Any = require("redis.asyncio.retry", "redis")
+redis_backoff: Any = require("redis.backoff", "redis")
 
 # Without these, redis-py sends CLIENT SETINFO on connect; redis-py 7+ takes driver_info.
 _NO_CLIENT_SETINFO: dict[str, Any] = (
@@ -66,29 +62,33 @@ class RedisMetric(BaseMetric):
         self._password = password
         self.ssl = ssl
 
-    def _client(self) -> redis_asyncio.Redis:
+    def _connection(self) -> Any:
         # No retries, no HELLO (RESP2), no CLIENT SETINFO: PING (after AUTH/SELECT when
-        # configured) is all we send.
+        # configured) is all we send. We hold the connection object ourselves, so that a
+        # run cancelled at any point still finds the socket to close.
         options: dict[str, Any] = {
             "protocol": 2,
-            "single_connection_client": True,
-            **_NO_CLIENT_SETINFO,
             "retry": redis_retry.Retry(redis_backoff.NoBackoff(), 0),
+            **_NO_CLIENT_SETINFO,
         }
         if self.url is not None:
-            return redis_asyncio.Redis.from_url(self.url, **options)
-        return redis_asyncio.Redis(
+            pool = redis_asyncio.ConnectionPool.from_url(self.url, **options)
+            return pool.make_connection()
+        connection_class = redis_asyncio.SSLConnection if self.ssl else redis_asyncio.Connection
+        return connection_class(
             host=self.host, port=self.port, db=self.db, username=self.username,
-            password=self._password, ssl=self.ssl, **options,
+            password=self._password, **options,
         )  # fmt: skip
 
     async def check(self) -> bool:
         """PING on a fresh connection, closed whatever happens."""
-        client = self._client()
+        connection = self._connection()
         try:
-            return bool(await client.ping())
+            await connection.connect()
+            await connection.send_command("PING")
+            return bool(await connection.read_response())
         finally:
-            await client.aclose()
+            await connection.disconnect(nowait=True)
 
     def __repr__(self) -> str:
         if self.url is not None:

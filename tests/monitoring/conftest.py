@@ -68,6 +68,8 @@ async def silent_listener() -> AsyncIterator[SilentListener]:
         while await reader.read(4096):  # swallow whatever the client says, never answer
             pass
         listener.closed += 1
+        listener.writers.remove(writer)
+        writer.close()  # our side of a connection the client closed: keep our own fds flat
 
     server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
     listener.port = server.sockets[0].getsockname()[1]
