@@ -20,12 +20,12 @@ from typing import Any, TypeVar
 
 from ._confirms import ConfirmTracker
 from ._delivery import Delivery
+from ._frames import Outbox
 from ._optional import require
 from .config import BrokerUrl
 from .errors import (
     AmqpConnectionError,
     AmqpTimeoutError,
-    ConfigurationError,
     TopologyError,
     UnroutableError,
 )
@@ -34,14 +34,9 @@ require("aioamqp", "amqp")  # an ImportError naming the extra, before the plain 
 import aioamqp  # noqa: E402
 import aioamqp.channel  # noqa: E402
 import aioamqp.protocol  # noqa: E402
-import pamqp.body  # noqa: E402  (pamqp comes with aioamqp)
-import pamqp.commands  # noqa: E402
-import pamqp.frame  # noqa: E402
-import pamqp.header  # noqa: E402
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-_FRAME_OVERHEAD = 8  # frame header (7 bytes) and frame-end octet
 _DRAIN_ABOVE = 256 * 1024  # bytes buffered before a publish waits for the socket
 
 
@@ -99,7 +94,7 @@ class Connection:
         self._tracker = ConfirmTracker(str(url))
         self._lost: str | None = None
         self._closing = False
-        self._outbox: list[bytes] = []  # frames written together once per loop iteration
+        self._outbox: Outbox | None = None  # publishes, acks and rejects, written in batches
 
     @classmethod
     async def open(
@@ -140,6 +135,11 @@ class Connection:
                 )
                 self._channel = await self._protocol.channel(
                     owner=self, return_callback=self._on_return
+                )
+                self._outbox = Outbox(
+                    self._channel.channel_id,
+                    self._protocol._stream_writer.writelines,
+                    self._protocol.server_frame_max or 0,
                 )
                 if confirms:
                     await self._channel.confirm_select()
@@ -262,36 +262,16 @@ class Connection:
         await self._call("basic.cancel", lambda: self._channel.basic_cancel(consumer_tag))
 
     async def ack(self, delivery_tag: int) -> None:
-        """Acknowledge one delivery."""
-        await self._send("basic.ack", [pamqp.commands.Basic.Ack(delivery_tag)])
+        """Acknowledge one delivery (written with the next batch of frames)."""
+        self._check_open("basic.ack")
+        self._outbox.ack(delivery_tag)  # type: ignore[union-attr]  # open implies an outbox
+        await self._backpressure("basic.ack")
 
     async def reject(self, delivery_tag: int, *, requeue: bool) -> None:
         """Reject one delivery (dead-lettered, or dropped, unless ``requeue``)."""
-        await self._send("basic.reject", [pamqp.commands.Basic.Reject(delivery_tag, requeue)])
-
-    async def _send(self, what: str, frames: list[Any]) -> None:
-        self._check_open(what)
-        self._queue(self._marshal(frames))
-        await self._backpressure(what)
-
-    def _marshal(self, frames: list[Any]) -> list[bytes]:
-        channel_id = self._channel.channel_id if self._channel is not None else 0
-        return [pamqp.frame.marshal(frame, channel_id) for frame in frames]
-
-    def _queue(self, data: list[bytes]) -> None:
-        """Queue frames for the next flush: one socket write for all a loop iteration sent."""
-        if not self._outbox:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._outbox.extend(data)
-
-    async def _backpressure(self, what: str) -> None:
-        if self._transport.get_write_buffer_size() > _DRAIN_ABOVE:  # type: ignore[union-attr]
-            await self._call(what, self._protocol._drain)
-
-    def _flush(self) -> None:
-        outbox, self._outbox = self._outbox, []
-        if outbox and self._lost is None and self._transport is not None:
-            self._protocol._stream_writer.writelines(outbox)
+        self._check_open("basic.reject")
+        self._outbox.reject(delivery_tag, requeue=requeue)  # type: ignore[union-attr]
+        await self._backpressure("basic.reject")
 
     async def publish(
         self,
@@ -311,25 +291,16 @@ class Connection:
             AmqpConnectionError: the connection or channel was lost first.
         """
         self._check_open("publish")
-        chunk = max((self._protocol.server_frame_max or 0) - _FRAME_OVERHEAD, 0) or len(body) or 1
-        try:  # everything is encoded before anything is queued: a bad property writes nothing
-            frames = [
-                pamqp.commands.Basic.Publish(
-                    exchange=exchange, routing_key=routing_key, mandatory=mandatory
-                ),
-                pamqp.header.ContentHeader(
-                    body_size=len(body), properties=pamqp.commands.Basic.Properties(**properties)
-                ),
-            ]
-            frames.extend(
-                pamqp.body.ContentBody(body[i : i + chunk]) for i in range(0, len(body), chunk)
-            )
-            data = self._marshal(frames)
-        except Exception as exc:  # pamqp raises TypeError, ValueError, struct.error ...
-            raise ConfigurationError(f"publish_message: properties: {exc}") from None
-        # Frames are queued and the tag taken with no await in between, so tags follow the
-        # broker's count even with thousands of publishes in flight.
-        self._queue(data)
+        assert self._outbox is not None
+        # The frames are queued and the tag taken with no await in between, so tags follow
+        # the broker's count even with thousands of publishes in flight.
+        self._outbox.publish(
+            body,
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=properties,
+            mandatory=mandatory,
+        )
         waiter: asyncio.Future[None] | None = None
         if self._confirms:
             mandatory_id = str(properties.get("message_id")) if mandatory else None
@@ -337,6 +308,14 @@ class Connection:
         await self._backpressure("publish")
         if waiter is not None:
             await waiter
+
+    async def _backpressure(self, what: str) -> None:
+        if self._transport.get_write_buffer_size() > _DRAIN_ABOVE:  # type: ignore[union-attr]
+            await self._call(what, self._protocol._drain)
+
+    def _flush(self) -> None:
+        if self._outbox is not None:
+            self._outbox.flush()
 
     async def _on_return(self, channel: Any, body: Any, envelope: Any, properties: Any) -> None:
         message_id = str(properties.message_id)
@@ -359,6 +338,8 @@ class Connection:
         if self._lost is not None:
             return
         self._lost = reason
+        if self._outbox is not None:
+            self._outbox.closed = True
         error = AmqpConnectionError(
             f"{reason} ({self.url}) before the broker confirmed the message; "
             "it may or may not have been stored"
@@ -372,8 +353,7 @@ class Connection:
         if self._closing:
             return
         self._closing = True
-        if self._channel is not None:
-            self._flush()
+        self._flush()
         protocol = self._protocol
         if protocol is not None and protocol.state == aioamqp.protocol.OPEN:
             try:
