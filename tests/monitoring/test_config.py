@@ -20,6 +20,7 @@ from aiohttp_prometheus_monitoring.metrics.redis import RedisMetric
 from tests.monitoring.conftest import M, entry
 
 SECRET = "s3cr3t-Pa55word"
+REDIS_1 = r"metrics\[1\] 'monitoring_redis': "
 
 
 def talk_monitoring() -> dict[str, Any]:
@@ -48,9 +49,12 @@ def talk_monitoring() -> dict[str, Any]:
                 "module": "aiohttp_prometheus_monitoring.metrics.amqp.AmqpMetric",
                 "sleep_time": 60,
                 "params": {
-                    "host": "localhost", "port": "5672", "user": "root", "password": "123",
+                    "host": "localhost",
+                    "port": "5672",
+                    "user": "root",
+                    "password": "123",
                     "vhost": "myvhost",
-                },  # fmt: skip
+                },
             },
             {
                 "name": "monitoring_postgres",
@@ -58,9 +62,12 @@ def talk_monitoring() -> dict[str, Any]:
                 "module": "aiohttp_prometheus_monitoring.metrics.postgres.PostgresMetric",
                 "sleep_time": 60,
                 "params": {
-                    "database": "core", "user": "core", "password": "core", "host": "localhost",
+                    "database": "core",
+                    "user": "core",
+                    "password": "core",
+                    "host": "localhost",
                     "port": 5433,
-                },  # fmt: skip
+                },
             },
         ],
     }
@@ -110,23 +117,24 @@ def test_routes_default_to_ping_and_metrics() -> None:
         (with_entry(1, module=None), r"metrics\[1\] 'monitoring_redis': missing key 'module'"),
         (with_entry(0, name=None), r"metrics\[0\]: missing key 'name'"),
         (with_entry(1, sleeptime=5),
-         r"metrics\[1\] 'monitoring_redis': unknown key 'sleeptime' \(did you mean 'sleep_time'\?\)"),
+         REDIS_1 + r"unknown key 'sleeptime' \(did you mean 'sleep_time'\?\)"),
         ({**talk_monitoring(), "route_metric": "/m"},
          r"unknown key 'route_metric' \(did you mean 'route_metrics'\?\)"),
         (with_entry(1, sleep_time="60"),
          r"metrics\[1\] 'monitoring_redis': sleep_time: expected a number of seconds, got '60'"),
         (with_entry(1, sleep_time=True),
          r"metrics\[1\] 'monitoring_redis': sleep_time: expected a number of seconds, got True"),
-        (with_entry(1, sleep_time=0), r"metrics\[1\] 'monitoring_redis': sleep_time: must be > 0, got 0"),
-        (with_entry(1, timeout=-1), r"metrics\[1\] 'monitoring_redis': timeout: must be > 0, got -1"),
+        (with_entry(1, sleep_time=0), REDIS_1 + r"sleep_time: must be > 0, got 0"),
+        (with_entry(1, timeout=-1), REDIS_1 + r"timeout: must be > 0, got -1"),
         (with_entry(1, description=5),
          r"metrics\[1\] 'monitoring_redis': description: expected a string, got int"),
         (with_entry(1, name=7), r"metrics\[1\]: name: expected a string, got int"),
         (with_entry(1, params=["localhost"]),
-         r"metrics\[1\] 'monitoring_redis': params: expected a dict of keyword arguments, got list"),
+         REDIS_1 + r"params: expected a dict of keyword arguments, got list"),
         ({"metrics": {"name": "x"}}, r"metrics: expected a list of check entries, got dict"),
         ({"metrics": ["x"]}, r"metrics\[0\]: expected a dict, got str"),
-        ({"route_ping": "ping"}, r"route_ping: expected a path starting with '/' or None, got 'ping'"),
+        ({"route_ping": "ping"},
+         r"route_ping: expected a path starting with '/' or None, got 'ping'"),
         ({"route_ping": "/m", "route_metrics": "/m"}, r"route_metrics: same path as route_ping"),
         ({"include_default_registry": "yes"},
          r"include_default_registry: expected True or False, got 'yes'"),
@@ -150,7 +158,8 @@ def test_routes_default_to_ping_and_metrics() -> None:
         (with_entry(1, module="collections.OrderedDict"),
          r"module: 'collections.OrderedDict' is not a check class \(needs `async def check"),
         (with_entry(2, params={"hots": "localhost", "port": "5672"}),
-         r"metrics\[2\] 'monitoring_mq': params: unexpected keyword 'hots' \(did you mean 'host'\?\)"),
+         r"metrics\[2\] 'monitoring_mq': params: unexpected keyword 'hots' "
+         r"\(did you mean 'host'\?\)"),
         (with_entry(0, params={"timeout": 1}),
          r"metrics\[0\] 'monitoring_http': params: missing required keyword 'url'"),
         (with_entry(0, params={"url": 5}), r"metrics\[0\] 'monitoring_http': params: 'url' expects "
@@ -195,7 +204,8 @@ def test_missing_extra_is_reported_with_the_extra_to_install(
     with pytest.raises(
         WrongConfiguration,
         match=r"metrics\[3\] 'monitoring_postgres': module: cannot import "
-        r"'aiohttp_prometheus_monitoring.metrics.postgres': .*pip install 'aiohttp-booster\[postgres\]'",
+        r"'aiohttp_prometheus_monitoring.metrics.postgres': "
+        r".*pip install 'aiohttp-booster\[postgres\]'",
     ):
         load_config(talk_monitoring())
 

@@ -131,8 +131,8 @@ async def test_closing_cancels_and_awaits_every_check(serve: ServeFactory) -> No
         entry("fine", F + "AlwaysUp", {}),
     ]})  # fmt: skip
     await served.wait_gauges({"fine": 1.0})
+    assert get_monitoring(served.app).scheduler.running
     scheduler = get_monitoring(served.app).scheduler
-    assert scheduler.running
     await served.server.close()
     await served.app.cleanup()
     assert Hangs.cancelled["on_close"] == 1
@@ -151,11 +151,11 @@ async def test_ten_thousand_runs_leave_fds_and_tasks_flat(
     mysql_url: str,
 ) -> None:
     """A check every few seconds for months is millions of runs: none may leak a socket."""
-    redis, pg, mq, my = (urlsplit(u) for u in (redis_url, pg_dsn, amqp_url, mysql_url))
+    redis = urlsplit(redis_url)
     silent = {"host": "127.0.0.1", "port": silent_listener.port}
     fast = {"sleep_time": 0.01, "timeout": 2.0}  # a loaded CI box may take a while to answer
     real: list[dict[str, Any]] = [
-        entry("redis_up", "redis.RedisMetric", {"host": redis.hostname, "port": redis.port}, **fast),
+        entry("redis_up", "redis.RedisMetric", {"url": redis_url}, **fast),
         entry("pg_up", "postgres.PostgresMetric", {"dsn": pg_dsn}, **fast),
         entry("mq_up", "amqp.AmqpMetric", {"url": amqp_url}, **fast),
         entry("mysql_up", "mysql.MySQLMetric", {"dsn": mysql_url}, **fast),
@@ -200,5 +200,7 @@ async def test_ten_thousand_runs_leave_fds_and_tasks_flat(
 
     await poll(back_to_start, timeout=5)
     assert len(asyncio.all_tasks()) <= tasks_before
-    print(f"fds: before {fds_before}, warm {fds_warm}, after 10k runs {fds_after}, closed "
-          f"{open_fds()}; tasks: before {tasks_before}, warm {tasks_warm}, after {tasks_after}")
+    print(
+        f"fds: before {fds_before}, warm {fds_warm}, after 10k runs {fds_after}, closed "
+        f"{open_fds()}; tasks: before {tasks_before}, warm {tasks_warm}, after {tasks_after}"
+    )

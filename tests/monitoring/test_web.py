@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -44,10 +43,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def run_until_gauges(args: list[str], port: int, gauges: dict[str, float]) -> str:
+async def run_until_gauges(
+    args: list[str], port: int, gauges: dict[str, float], env: dict[str, str] | None = None
+) -> str:
     """Run a program serving /metrics on ``port``; return /metrics once ``gauges`` show,
     after a clean SIGINT shutdown (exit code 0, nothing alarming on stderr)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "always::ResourceWarning"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "always::ResourceWarning",
+           **(env or {})}  # fmt: skip
     process = await asyncio.create_subprocess_exec(
         sys.executable, *args, cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -57,6 +59,7 @@ async def run_until_gauges(args: list[str], port: int, gauges: dict[str, float])
 
             async def shown() -> str | None:
                 if process.returncode is not None:
+                    assert process.stderr is not None
                     pytest.fail(f"exited early: {(await process.stderr.read()).decode()}")
                 try:
                     async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
@@ -178,11 +181,13 @@ async def test_promtool_finds_nothing_to_complain_about(serve: ServeFactory) -> 
     text = await served.wait_gauges(
         {"monitoring_up": 1.0, "monitoring_down": 0.0, "monitoring_protocol_only": 0.0}
     )
-    result = subprocess.run(
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True,
-        timeout=30, check=False,
+    process = await asyncio.create_subprocess_exec(
+        promtool, "check", "metrics", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    async with asyncio.timeout(30):
+        stdout, stderr = await process.communicate(text.encode())
+    assert (process.returncode, stdout, stderr) == (0, b"", b"")
 
 
 async def test_setup_on_a_running_app_is_refused(serve: ServeFactory) -> None:
