@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import time
+from urllib.parse import urlsplit
 
 import msgpack
 import pytest
@@ -192,8 +193,6 @@ async def test_unknown_vhost_is_reported_with_the_broker_reason(amqp_url: str) -
 
 async def test_wrong_password_is_a_connection_error_without_the_password(amqp_url: str) -> None:
     """Bad credentials fail (RabbitMQ delays its answer ~3 s) and never echo the password."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(amqp_url)
     bad = parts._replace(netloc=f"guest:WrongPass1@{parts.hostname}:{parts.port or 5672}").geturl()
     producer = BaseProducer(url=bad, exchange="x")
@@ -218,3 +217,37 @@ async def test_bad_property_raises_and_leaves_the_channel_usable(
     message = await broker.get(amqp_names.queue)
     assert message is not None
     assert message.body == big
+
+
+async def test_url_list_falls_over_to_the_next_broker(
+    amqp_url: str, amqp_names: AmqpNames, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With a list of URLs a dead first broker is skipped; logs never show a password."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"amqp://guest:deadpass@127.0.0.1:{sock.getsockname()[1]}/"
+    caplog.set_level("INFO", logger="aioamqp_ext")
+    async with BaseProducer(url=[dead, amqp_url], exchange=amqp_names.exchange) as producer:
+        assert producer.is_connected
+    assert any("connected to" in r.getMessage() for r in caplog.records)
+    password = urlsplit(amqp_url).password
+    for record in caplog.records:
+        assert "deadpass" not in record.getMessage()
+        assert not password or f":{password}@" not in record.getMessage()
+
+
+async def test_all_urls_failing_names_each_masked() -> None:
+    """When no broker answers, the error lists every URL tried, passwords masked."""
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    urls = [f"amqp://u:pw{port}@127.0.0.1:{port}/" for port in ports]
+    producer = BaseProducer(url=urls, exchange="x")
+    with pytest.raises(AmqpConnectionError, match=r"cannot connect to any broker") as info:
+        await producer.connect()
+    for port in ports:
+        assert f"u:***@127.0.0.1:{port}" in str(info.value)
+        assert f"pw{port}" not in str(info.value)
+    await producer.close()
