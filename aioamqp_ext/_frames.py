@@ -18,6 +18,7 @@ import pamqp.header
 from .errors import ConfigurationError
 
 _FRAME_OVERHEAD = 8  # frame header (7 bytes) and frame-end octet
+_METHOD_CACHE_SIZE = 256  # encoded basic.publish frames kept, one per destination
 
 
 class Outbox:
@@ -36,6 +37,7 @@ class Outbox:
         self._write = write
         self._chunk = max(frame_max - _FRAME_OVERHEAD, 0)
         self._pending: list[bytes] = []
+        self._methods: dict[tuple[str, str, bool], bytes] = {}
         self.closed = False
 
     def publish(
@@ -54,20 +56,33 @@ class Outbox:
         """
         chunk = self._chunk or len(body) or 1
         try:
-            frames: list[Any] = [
-                pamqp.commands.Basic.Publish(
-                    exchange=exchange, routing_key=routing_key, mandatory=mandatory
-                ),
-                pamqp.header.ContentHeader(
-                    body_size=len(body), properties=pamqp.commands.Basic.Properties(**properties)
-                ),
-            ]
-            frames.extend(
-                pamqp.body.ContentBody(body[i : i + chunk]) for i in range(0, len(body), chunk)
-            )
-            self._queue(frames)
+            method = self._method(exchange, routing_key, mandatory)
+        except Exception as exc:  # pamqp validates names (length, type)
+            raise ConfigurationError(f"publish_message: exchange/routing_key: {exc}") from None
+        try:
+            props = pamqp.commands.Basic.Properties(**properties)
+            header = pamqp.header.ContentHeader(body_size=len(body), properties=props)
+            data = [method, pamqp.frame.marshal(header, self.channel_id)]
         except Exception as exc:  # pamqp raises TypeError, ValueError, struct.error ...
             raise ConfigurationError(f"publish_message: properties: {exc}") from None
+        data.extend(
+            pamqp.frame.marshal(pamqp.body.ContentBody(body[i : i + chunk]), self.channel_id)
+            for i in range(0, len(body), chunk)
+        )
+        self._append(data)
+
+    def _method(self, exchange: str, routing_key: str, mandatory: bool) -> bytes:
+        """The encoded basic.publish frame; the same few destinations recur, so it is cached."""
+        key = (exchange, routing_key, mandatory)
+        method = self._methods.get(key)
+        if method is None:
+            if len(self._methods) >= _METHOD_CACHE_SIZE:
+                self._methods.clear()
+            publish = pamqp.commands.Basic.Publish(
+                exchange=exchange, routing_key=routing_key, mandatory=mandatory
+            )
+            method = self._methods[key] = pamqp.frame.marshal(publish, self.channel_id)
+        return method
 
     def ack(self, delivery_tag: int) -> None:
         """Queue a basic.ack of one delivery."""
@@ -78,7 +93,9 @@ class Outbox:
         self._queue([pamqp.commands.Basic.Reject(delivery_tag, requeue)])
 
     def _queue(self, frames: list[Any]) -> None:
-        data = [pamqp.frame.marshal(frame, self.channel_id) for frame in frames]
+        self._append([pamqp.frame.marshal(frame, self.channel_id) for frame in frames])
+
+    def _append(self, data: list[bytes]) -> None:
         if not self._pending:
             asyncio.get_running_loop().call_soon(self.flush)
         self._pending.extend(data)
