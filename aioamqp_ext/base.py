@@ -240,10 +240,16 @@ class BaseAmqp:
         finally:
             self._close_done.set()
 
+    def _orphaned(self) -> bool:
+        """True when the connection's event loop was closed (e.g. by ``asyncio.run``)."""
+        return self._loop is not None and self._loop.is_closed()
+
     async def _shutdown(self) -> None:
         """Release what this side holds (the connection, here); runs once."""
         conn, self._conn = self._conn, None
-        if conn is not None:
+        if conn is not None and self._orphaned():
+            logger.debug("%s: its event loop is closed; nothing left to close", type(self).__name__)
+        elif conn is not None:
             await conn.close()
             logger.info("%s closed its connection to %s", type(self).__name__, conn.url)
 

@@ -159,7 +159,7 @@ class BaseConsumer(BaseAmqp):
     async def _shutdown(self) -> None:
         """Stop taking messages, let in-flight handlers finish (up to close_timeout), close."""
         conn, tag = self._conn, self._consumer_tag
-        if conn is not None and tag is not None and conn.is_open:
+        if conn is not None and tag is not None and conn.is_open and not self._orphaned():
             try:
                 await conn.cancel(tag)
             except AmqpConnectionError as exc:
