@@ -9,6 +9,7 @@ by ``message_id``), then acked: the ack then resolves as :class:`UnroutableError
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
 from .errors import AmqpExtError, PublishNackedError, UnroutableError
 
@@ -21,6 +22,7 @@ class ConfirmTracker:
         self._next_tag = 1
         self._waiters: dict[int, asyncio.Future[None]] = {}  # ascending tags, in order
         self._mandatory: dict[int, str] = {}  # tag -> message_id, until confirmed or returned
+        self._by_id: dict[str, deque[int]] = {}  # message_id -> its waiting tags, oldest first
         self._returned: dict[int, UnroutableError] = {}
 
     def __len__(self) -> int:
@@ -32,16 +34,26 @@ class ConfirmTracker:
         waiter = self._waiters[tag] = asyncio.get_running_loop().create_future()
         if mandatory_id is not None:
             self._mandatory[tag] = mandatory_id
+            self._by_id.setdefault(mandatory_id, deque()).append(tag)
         return waiter
 
     def returned(self, message_id: str | None, error: UnroutableError) -> bool:
         """Record a basic.return; False if it matches no waiting mandatory publish."""
-        tag = next((t for t, mid in self._mandatory.items() if mid == message_id), None)
-        if tag is None:
+        tags = self._by_id.get(message_id or "")
+        if not tags:
             return False
-        del self._mandatory[tag]
+        tag = tags[0]  # returns come in publish order, so the oldest waiting one is it
+        self._forget(tag)
         self._returned[tag] = error
         return True
+
+    def _forget(self, tag: int) -> None:
+        message_id = self._mandatory.pop(tag, None)
+        if message_id is not None:
+            tags = self._by_id[message_id]
+            tags.remove(tag)  # nearly always the first
+            if not tags:
+                del self._by_id[message_id]
 
     def settle(self, tag: int, *, multiple: bool, nacked: bool) -> None:
         """Resolve the waiter of ``tag`` and, with ``multiple``, of every tag before it."""
@@ -54,7 +66,7 @@ class ConfirmTracker:
                 tags.append(pending)
         for done in tags:
             waiter = self._waiters.pop(done, None)
-            self._mandatory.pop(done, None)
+            self._forget(done)
             returned = self._returned.pop(done, None)
             if waiter is None or waiter.done():  # its caller gave up (publish_timeout)
                 continue
@@ -77,4 +89,5 @@ class ConfirmTracker:
                 waiter.exception()  # nobody may be awaiting it any more: mark it retrieved
         self._waiters.clear()
         self._mandatory.clear()
+        self._by_id.clear()
         self._returned.clear()

@@ -52,3 +52,19 @@ async def test_losing_the_channel_fails_every_waiter_even_abandoned_ones() -> No
     assert abandoned.done()
     tracker.settle(2, multiple=True, nacked=False)  # a late ack for a failed tag is ignored
     assert len(tracker) == 0
+
+
+async def test_returns_match_publishes_sharing_a_message_id_in_order() -> None:
+    """Callers may reuse a message_id; each return must still fail exactly one publish."""
+    tracker = ConfirmTracker("amqp://h/")
+    waiters = [tracker.add(mandatory_id="same") for _ in range(3)]
+    assert tracker.returned("same", unroutable())
+    tracker.settle(2, multiple=True, nacked=False)
+    assert tracker.returned("same", unroutable())
+    tracker.settle(3, multiple=False, nacked=False)
+    with pytest.raises(UnroutableError):
+        await waiters[0]
+    assert waiters[1].result() is None
+    with pytest.raises(UnroutableError):
+        await waiters[2]
+    assert len(tracker) == 0
