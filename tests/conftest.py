@@ -41,7 +41,7 @@ async def amqp_connect(url: str) -> tuple[Any, Any]:
     import aioamqp
 
     parts = urlsplit(url)
-    return await aioamqp.connect(
+    connection: tuple[Any, Any] = await aioamqp.connect(
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 5672,
         login=unquote(parts.username or "guest"),
@@ -49,6 +49,7 @@ async def amqp_connect(url: str) -> tuple[Any, Any]:
         virtualhost=unquote(parts.path[1:]) if len(parts.path) > 1 else "/",
         login_method="PLAIN",
     )
+    return connection
 
 
 async def _probe_amqp(url: str) -> None:

@@ -31,6 +31,7 @@ def test_package_exposes_installed_version(package: str) -> None:
 def test_package_is_typed(package: str) -> None:
     """py.typed tells type checkers to trust our annotations (PEP 561)."""
     module = importlib.import_module(package)
+    assert module.__file__ is not None
     assert (Path(module.__file__).parent / "py.typed").is_file()
 
 
