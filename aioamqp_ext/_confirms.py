@@ -14,6 +14,20 @@ from collections import deque
 from .errors import AmqpExtError, PublishNackedError, UnroutableError
 
 
+def unroutable(
+    message_id: str, *, exchange: str, routing_key: str, reply_code: int, reply_text: str
+) -> UnroutableError:
+    """The error of a mandatory message the broker returned (basic.return)."""
+    return UnroutableError(
+        f"message {message_id} to exchange {exchange!r} with routing key {routing_key!r} was "
+        f"returned unroutable: {reply_code} {reply_text} (no queue is bound to receive it)",
+        reply_code=reply_code,
+        reply_text=reply_text,
+        exchange=exchange,
+        routing_key=routing_key,
+    )
+
+
 class ConfirmTracker:
     """Waiters of the unconfirmed publishes of one channel."""
 

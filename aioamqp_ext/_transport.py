@@ -6,6 +6,8 @@ aioamqp 0.15 is unmaintained; what it gets wrong is covered here:
   here: delivery tag -> future, and an ack or nack with ``multiple`` settles every tag up to it;
 - it awaits each delivery callback inside its frame reader (its issue #150), so the callback
   handed to :meth:`Connection.consume` must be quick: it only hands the delivery over;
+- on missed heartbeats it closes the socket gracefully, which never completes on a stalled
+  link, so the socket is aborted here instead;
 - a lost connection or a channel closed by the broker fails every waiting publish at once,
   and ``on_lost`` is told, so the owner can heal the connection underneath its API.
 """
@@ -18,17 +20,12 @@ import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from ._confirms import ConfirmTracker
+from ._confirms import ConfirmTracker, unroutable
 from ._delivery import Delivery
 from ._frames import Outbox
 from ._optional import require
 from .config import BrokerUrl
-from .errors import (
-    AmqpConnectionError,
-    AmqpTimeoutError,
-    TopologyError,
-    UnroutableError,
-)
+from .errors import AmqpConnectionError, AmqpTimeoutError, TopologyError
 
 require("aioamqp", "amqp")  # an ImportError naming the extra, before the plain imports below
 import aioamqp  # noqa: E402
@@ -57,7 +54,9 @@ class _Channel(aioamqp.channel.Channel):  # type: ignore[misc]  # aioamqp is unt
         self, server_code: Any = None, server_reason: Any = None, exception: Any = None
     ) -> None:
         super().connection_closed(server_code, server_reason, exception)
-        if server_code:
+        if self.protocol.close_reason:
+            reason = self.protocol.close_reason
+        elif server_code:
             reason = f"closed by the broker ({server_code} {server_reason})"
         elif isinstance(exception, aioamqp.ChannelClosed) and exception.code:
             reason = f"closed by the broker ({exception.code} {exception.message})"
@@ -76,6 +75,19 @@ class _Protocol(aioamqp.protocol.AmqpProtocol):  # type: ignore[misc]  # aioamqp
         self.close_reason = f"closed by the broker ({frame.reply_code} {frame.reply_text})"
         await super().server_close(frame)
 
+    async def _heartbeat_recv(self) -> None:
+        # aioamqp closes the stream on missed heartbeats, and closing waits for buffered frames
+        # to reach a peer that may never read again (a stalled link): abort it instead.
+        loop = asyncio.get_running_loop()
+        while self.state != aioamqp.protocol.CLOSED and self.server_heartbeat:
+            limit = 2 * self.server_heartbeat
+            silent = loop.time() - self._heartbeat_last_recv
+            if silent >= limit:
+                self.close_reason = f"no heartbeat from the broker for {silent:.1f} s"
+                self._stream_writer.transport.abort()
+                return
+            await asyncio.sleep(limit - silent)
+
 
 class Connection:
     """One AMQP connection and its channel (publisher confirms on when asked).
@@ -87,7 +99,7 @@ class Connection:
         self.url = url
         self.timeout = timeout
         self.on_lost: Callable[[AmqpConnectionError], None] | None = None
-        self._transport: asyncio.BaseTransport | None = None
+        self._transport: asyncio.Transport | None = None
         self._protocol: Any = None
         self._channel: Any = None
         self._confirms = False
@@ -96,39 +108,24 @@ class Connection:
         self._closing = False
         self._outbox: Outbox | None = None  # publishes, acks and rejects, written in batches
 
-    @classmethod
-    async def open(
-        cls, urls: tuple[BrokerUrl, ...], *, timeout: float, heartbeat: int, confirms: bool
-    ) -> Connection:
-        """Connect to the first URL that answers, open a channel, enable confirms if asked.
+    async def connect(self, *, heartbeat: int, confirms: bool, name: str) -> None:
+        """Connect, open the channel, enable confirms if asked; ``name`` is shown by the broker.
 
         Raises:
-            AmqpConnectionError: no URL answered (:class:`AmqpTimeoutError` if within
-                ``timeout`` nothing did); the message names each masked URL and why.
+            AmqpConnectionError: the broker refused or dropped the handshake;
+                :class:`AmqpTimeoutError` if it did not answer within ``timeout``.
         """
-        problems: list[AmqpConnectionError] = []
-        for url in urls:
-            conn = cls(url, timeout=timeout)
-            try:
-                await conn._connect(heartbeat=heartbeat, confirms=confirms)
-            except AmqpConnectionError as exc:
-                problems.append(exc)
-                continue
-            return conn
-        if len(problems) == 1:
-            raise problems[0]
-        kind = AmqpTimeoutError if all(isinstance(p, TimeoutError) for p in problems) else None
-        message = "cannot connect to any broker: " + "; ".join(str(p) for p in problems)
-        raise (kind or AmqpConnectionError)(message)
-
-    async def _connect(self, *, heartbeat: int, confirms: bool) -> None:
         url = self.url
         loop = asyncio.get_running_loop()
         context = ssl.create_default_context() if url.ssl else None
+        client_properties = {"connection_name": name}
         try:
             async with asyncio.timeout(self.timeout):
                 self._transport, self._protocol = await loop.create_connection(
-                    lambda: _Protocol(heartbeat=heartbeat), url.host, url.port, ssl=context
+                    lambda: _Protocol(heartbeat=heartbeat, client_properties=client_properties),
+                    url.host,
+                    url.port,
+                    ssl=context,
                 )
                 await self._protocol.start_connection(
                     url.host, url.port, url.login, url.password, url.virtualhost, ssl=url.ssl
@@ -174,7 +171,7 @@ class Connection:
             # An unanswered call leaves aioamqp's waiters in an unknown state: drop the connection.
             self._closed(f"no answer within {self.timeout:g} s")
             if self._transport is not None:
-                self._transport.close()
+                self._transport.abort()
             raise AmqpTimeoutError(
                 f"{what}: no answer from {self.url} within {self.timeout:g} s"
             ) from None
@@ -318,17 +315,14 @@ class Connection:
             self._outbox.flush()
 
     async def _on_return(self, channel: Any, body: Any, envelope: Any, properties: Any) -> None:
-        message_id = str(properties.message_id)
-        error = UnroutableError(
-            f"message {message_id} to exchange {envelope.exchange_name!r} with routing key "
-            f"{envelope.routing_key!r} was returned unroutable: {envelope.reply_code} "
-            f"{envelope.reply_text} (no queue is bound to receive it)",
-            reply_code=int(envelope.reply_code),
-            reply_text=str(envelope.reply_text),
+        error = unroutable(
+            str(properties.message_id),
             exchange=str(envelope.exchange_name),
             routing_key=str(envelope.routing_key),
+            reply_code=int(envelope.reply_code),
+            reply_text=str(envelope.reply_text),
         )
-        if not self._tracker.returned(message_id, error):
+        if not self._tracker.returned(str(properties.message_id), error):
             logger.warning("%s", error)
 
     def _settle(self, tag: int, multiple: bool, *, nacked: bool) -> None:
@@ -364,12 +358,15 @@ class Connection:
         await self._abort()
 
     async def _abort(self) -> None:
+        # abort, not close: close() waits for buffered frames a dead peer will never read
         if self._transport is not None:
-            self._transport.close()
-        worker = getattr(self._protocol, "worker", None)
-        if worker is not None and not worker.done():
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
+            self._transport.abort()
+        names = ("worker", "_heartbeat_recv_worker", "_heartbeat_send_worker")
+        tasks = [getattr(self._protocol, name, None) for name in names]
+        running = [t for t in tasks if t is not None and t is not asyncio.current_task()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         self._closed("connection closed")
 
 

@@ -9,9 +9,10 @@ from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+from ._reconnect import Link
 from ._transport import Connection
 from .config import DEFAULT_URL, AmqpConfig
-from .errors import AmqpConnectionError, AmqpExtError, ClosedError
+from .errors import AmqpConnectionError, AmqpExtError, AmqpTimeoutError, ClosedError
 from .serializers import Serializer
 
 __all__ = ["BaseAmqp"]
@@ -74,10 +75,18 @@ class BaseAmqp:
         queue_arguments: further arguments of the queue declaration (``x-queue-type`` ...).
         max_retries: times a failing message is retried before it is dead-lettered.
         publisher_confirms: wait for the broker's confirm of each publish.
-        connect_timeout: seconds to connect, and for each broker call.
-        publish_timeout: seconds ``publish_message()`` may take, confirm included.
+        connect_timeout: seconds to connect to one URL, and for each broker call.
+        publish_timeout: seconds ``publish_message()`` may take, confirm included, waiting
+            for the connection to heal during an outage.
         close_timeout: seconds ``close()`` lets in-flight handlers finish.
-        heartbeat: AMQP heartbeat in seconds, 0 to turn it off.
+        heartbeat: AMQP heartbeat in seconds, 0 to turn it off; a silent broker is noticed
+            within about two heartbeats.
+        reconnect: heal a lost connection in the background (False: fail, and reconnect
+            on next use).
+        reconnect_delay: seconds before the first reconnection attempt; doubled per attempt.
+        reconnect_max_delay: cap of that delay.
+        connection_name: the name the broker shows for the connection (management UI,
+            ``rabbitmqctl list_connections``); by default the class, pid and host.
 
     Raises:
         ConfigurationError: an invalid option (also a ValueError), naming it.
@@ -105,6 +114,10 @@ class BaseAmqp:
         publish_timeout: float = 30.0,
         close_timeout: float = 30.0,
         heartbeat: float = 60.0,
+        reconnect: bool = True,
+        reconnect_delay: float = 0.5,
+        reconnect_max_delay: float = 5.0,
+        connection_name: str | None = None,
     ) -> None:
         if loop is not None:
             warnings.warn(
@@ -132,11 +145,14 @@ class BaseAmqp:
             publish_timeout=publish_timeout,
             close_timeout=close_timeout,
             heartbeat=heartbeat,
+            reconnect=reconnect,
+            reconnect_delay=reconnect_delay,
+            reconnect_max_delay=reconnect_max_delay,
+            connection_name=connection_name,
         )
-        self._conn: Connection | None = None
+        self._link: Link | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._private_loop: asyncio.AbstractEventLoop | None = None
-        self._connect_lock: asyncio.Lock | None = None
         self._closed = False
         self._close_done = asyncio.Event()
 
@@ -156,58 +172,66 @@ class BaseAmqp:
 
     @property
     def is_connected(self) -> bool:
-        """True while a connection to the broker is open."""
-        return self._conn is not None and self._conn.is_open
+        """True while a connection to the broker is open and set up (for readiness checks)."""
+        return self._link is not None and self._link.is_connected
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until connected: at once if connected, else until the connection heals.
+
+        It does not connect by itself: the first connection is made by :meth:`connect`, or
+        on first use.
+
+        Args:
+            timeout: seconds to wait; None waits as long as it takes.
+
+        Raises:
+            AmqpTimeoutError: not connected within ``timeout``.
+            ClosedError: closed meanwhile.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                await self._here().wait()
+        except TimeoutError as exc:
+            if type(exc) is not TimeoutError:
+                raise
+            raise AmqpTimeoutError(f"{self!r}: not connected within {timeout:g} s") from None
 
     async def connect(self) -> None:
         """Connect and declare the topology now instead of on first use.
+
+        During an outage it waits up to ``connect_timeout`` for the connection to heal.
 
         Raises:
             AmqpConnectionError: the broker is unreachable within ``connect_timeout``.
             TopologyError: a declaration (or passive check) was refused.
         """
-        await self._connection()
+        await self._here().connection(outage_wait=self.config.connect_timeout)
 
     async def _connection(self) -> Connection:
-        """The open connection, made (and its topology declared) if there is none."""
-        conn = self._conn
-        if conn is not None and conn.is_open and self._loop is asyncio.get_running_loop():
-            return conn  # the fast path of every publish (close() clears _conn)
+        """The open connection: made on first use; during an outage, once healed."""
+        link = self._link
+        if link is not None and self._loop is asyncio.get_running_loop():
+            conn = link.conn
+            if conn is not None and conn.is_open:
+                return conn  # the fast path of every publish
+        return await self._here().connection()
+
+    def _here(self) -> Link:
+        """The link of the running event loop (a new one if the object moved loops)."""
         if self._closed:
             raise ClosedError(f"{self!r} is closed")
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            if self._conn is not None and self._loop is not None and not self._loop.is_closed():
+        if self._loop is not loop or self._link is None:
+            old = self._link
+            if old is not None and old.busy and self._loop and not self._loop.is_closed():
                 raise AmqpExtError(
                     f"{self!r} is connected on another event loop; use one instance per loop"
                 )
-            self._loop, self._connect_lock, self._conn = loop, asyncio.Lock(), None
-        assert self._connect_lock is not None
-        async with self._connect_lock:
-            if self._conn is not None and self._conn.is_open:
-                return self._conn
-            if self._conn is not None:
-                await self._conn.close()
-                self._conn = None
-            cfg = self.config
-            conn = await Connection.open(
-                cfg.urls,
-                timeout=cfg.connect_timeout,
-                heartbeat=cfg.heartbeat_seconds,
-                confirms=cfg.publisher_confirms or cfg.max_retries > 0,
+            self._loop = loop
+            self._link = Link(
+                self.config, owner=type(self).__name__, setup=self._setup, on_lost=self._on_lost
             )
-            try:
-                await self._setup(conn)
-            except BaseException:
-                await conn.close()
-                raise
-            if self.closed:  # close() ran meanwhile
-                await conn.close()
-                raise ClosedError(f"{self!r} is closed")
-            conn.on_lost = self._on_lost
-            self._conn = conn
-            logger.info("%s connected to %s", type(self).__name__, conn.url)
-            return conn
+        return self._link
 
     async def _setup(self, conn: Connection) -> None:
         """Declare what this side needs on a new connection (the exchange, here)."""
@@ -218,9 +242,7 @@ class BaseAmqp:
             )
 
     def _on_lost(self, error: AmqpConnectionError) -> None:
-        """The connection broke under us; the next use reconnects."""
-        if not self._closed:
-            logger.warning("%s: %s", type(self).__name__, error)
+        """The connection broke under us (the link logged it and, if enabled, heals it)."""
 
     def close(self) -> Coroutine[Any, Any, None]:
         """Close the connection; idempotent.
@@ -236,6 +258,8 @@ class BaseAmqp:
             return
         self._closed = True
         try:
+            if self._link is not None and not self._orphaned():
+                await self._link.stop()  # no more healing; publishes waiting for it fail
             await self._shutdown()
         finally:
             self._close_done.set()
@@ -246,7 +270,9 @@ class BaseAmqp:
 
     async def _shutdown(self) -> None:
         """Release what this side holds (the connection, here); runs once."""
-        conn, self._conn = self._conn, None
+        conn = self._link.conn if self._link is not None else None
+        if self._link is not None:
+            self._link.conn = None
         if conn is not None and self._orphaned():
             logger.debug("%s: its event loop is closed; nothing left to close", type(self).__name__)
         elif conn is not None:
@@ -296,5 +322,6 @@ class BaseAmqp:
         await self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "_conn", None) is not None and not self._closed:
+        link = getattr(self, "_link", None)
+        if link is not None and link.conn is not None and not self._closed:
             warnings.warn(f"{self!r} was not closed", ResourceWarning, stacklevel=1)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -30,6 +32,11 @@ def mask_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+
+
+def _process_name(who: str) -> str:
+    """A connection name an operator can trace back to this process."""
+    return f"{who} pid {os.getpid()} on {socket.gethostname()}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +122,10 @@ class AmqpConfig:
     publish_timeout: float = 30.0
     close_timeout: float = 30.0
     heartbeat: float = 60.0
+    reconnect: bool = True
+    reconnect_delay: float = 0.5
+    reconnect_max_delay: float = 5.0
+    connection_name: str = field(default_factory=lambda: _process_name("aioamqp_ext"))
     where: str = field(default="AmqpConfig", repr=False, compare=False)
 
     @classmethod
@@ -161,6 +172,8 @@ class AmqpConfig:
             raise ConfigurationError(
                 f"{where}: queue_arguments: expected a dict, got {queue_arguments!r}"
             )
+        if options.get("connection_name") is None:
+            options["connection_name"] = _process_name(where)
         return cls(
             where=where,
             urls=urls,
@@ -188,16 +201,28 @@ class AmqpConfig:
                 raise fail(name, "expected an integer >= 0")
         if self.prefetch_count > 65535:
             raise fail("prefetch_count", "expected at most 65535 (an AMQP short)")
-        for name in ("durable", "passive", "publisher_confirms"):
+        for name in ("durable", "passive", "publisher_confirms", "reconnect"):
             if not isinstance(getattr(self, name), bool):
                 raise fail(name, "expected True or False")
-        for name in ("connect_timeout", "publish_timeout", "close_timeout"):
+        for name in (
+            "connect_timeout",
+            "publish_timeout",
+            "close_timeout",
+            "reconnect_delay",
+            "reconnect_max_delay",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise fail(name, "expected a number of seconds > 0")
         beat = self.heartbeat
         if isinstance(beat, bool) or not isinstance(beat, int | float) or not 0 <= beat < 65536:
             raise fail("heartbeat", "expected seconds between 0 (off) and 65535")
+        if self.reconnect_max_delay < self.reconnect_delay:
+            raise fail(
+                "reconnect_max_delay", f"expected >= reconnect_delay {self.reconnect_delay:g}"
+            )
+        if not isinstance(self.connection_name, str) or not self.connection_name:
+            raise fail("connection_name", "expected a non-empty str or None (a generated name)")
         dlx = self.dead_letter_exchange
         if dlx is not None and (not isinstance(dlx, str) or not dlx):
             raise fail("dead_letter_exchange", "expected a non-empty exchange name or None")

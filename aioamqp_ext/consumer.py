@@ -148,7 +148,8 @@ class BaseConsumer(BaseAmqp):
             else:
                 await conn.reject(delivery.delivery_tag, requeue=False)
         except AmqpConnectionError as exc:
-            logger.warning(
+            # Its delivery tag belongs to the lost channel: never settle it on a new one.
+            logger.debug(
                 "%s not %s (%s); the broker will redeliver it",
                 where,
                 "acked" if ack else "rejected",
@@ -158,7 +159,8 @@ class BaseConsumer(BaseAmqp):
 
     async def _shutdown(self) -> None:
         """Stop taking messages, let in-flight handlers finish (up to close_timeout), close."""
-        conn, tag = self._conn, self._consumer_tag
+        conn = self._link.conn if self._link is not None else None
+        tag = self._consumer_tag
         if conn is not None and tag is not None and conn.is_open and not self._orphaned():
             try:
                 await conn.cancel(tag)
@@ -181,8 +183,13 @@ class BaseConsumer(BaseAmqp):
         await super()._shutdown()
 
     def _on_lost(self, error: AmqpConnectionError) -> None:
-        super()._on_lost(error)
-        if not self._closed:
+        if self._tasks:
+            logger.info(
+                "%s: %d message(s) in flight were not acked; the broker will redeliver them",
+                type(self).__name__,
+                len(self._tasks),
+            )
+        if not self._closed and not self.config.reconnect:
             self._lost_error = error
             if self._stop is not None:
                 self._stop.set()
@@ -195,12 +202,15 @@ class BaseConsumer(BaseAmqp):
     async def serve(self, *, handle_signals: bool = True) -> None:
         """Consume until SIGINT/SIGTERM or :meth:`stop`, then close gracefully.
 
+        Lost connections are healed underneath (with ``reconnect=False``, a loss ends it).
+
         Args:
             handle_signals: install SIGINT/SIGTERM handlers (main thread only); a second
                 signal interrupts at once.
 
         Raises:
-            AmqpConnectionError: the connection was lost.
+            AmqpConnectionError: the broker is unreachable at start, or, with
+                ``reconnect=False``, the connection was lost.
         """
         loop = asyncio.get_running_loop()
         self._stop = stop = asyncio.Event()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .base import BaseAmqp
-from .errors import ConfigurationError, PublishTimeoutError
+from .errors import AmqpConnectionError, ConfigurationError, PublishTimeoutError
 
 __all__ = ["BaseProducer"]
 
@@ -35,7 +35,9 @@ class BaseProducer(BaseAmqp):
 
         Messages are persistent and carry ``content_type``, a fresh ``message_id`` and a
         ``timestamp`` unless ``properties`` says otherwise. Many calls may be in flight at once:
-        they share the connection and their confirms are pipelined.
+        they share the connection and their confirms are pipelined. If the connection is lost
+        before the confirm, the message is published again once it heals (at least once: the
+        consumer may see it twice, with the same ``message_id``).
 
         Called where no event loop runs, it publishes (and waits for the confirm) before
         returning, and what it returns may still be awaited.
@@ -54,9 +56,12 @@ class BaseProducer(BaseAmqp):
             SerializationError: the serializer cannot encode ``payload``.
             PublishNackedError: the broker refused the message.
             UnroutableError: ``mandatory=True`` and no queue matched.
-            PublishTimeoutError: no confirm within ``publish_timeout``.
-            AmqpConnectionError: the broker is unreachable or the connection was lost before
-                the confirm (the message may or may not have been stored).
+            PublishTimeoutError: no confirm within ``publish_timeout``, also when the
+                connection was lost and not healed in that time (the message may or may
+                not have been stored).
+            AmqpConnectionError: the broker is unreachable on first use, or, with
+                ``reconnect=False``, the connection was lost before the confirm.
+            ClosedError: the producer was closed (also while waiting for a connection).
         """
         if immediate:
             raise ConfigurationError(
@@ -109,20 +114,29 @@ class BaseProducer(BaseAmqp):
         self, body: bytes, routing_key: str, properties: dict[str, Any], mandatory: bool
     ) -> None:
         cfg = self.config
+        lost: AmqpConnectionError | None = None
         try:
             async with asyncio.timeout(cfg.publish_timeout):
-                conn = await self._connection()
-                await conn.publish(
-                    body,
-                    exchange=cfg.exchange,
-                    routing_key=routing_key,
-                    properties=properties,
-                    mandatory=mandatory,
-                )
+                while True:
+                    conn = await self._connection()  # during an outage: once healed
+                    try:
+                        await conn.publish(
+                            body,
+                            exchange=cfg.exchange,
+                            routing_key=routing_key,
+                            properties=properties,
+                            mandatory=mandatory,
+                        )
+                        return
+                    except AmqpConnectionError as exc:
+                        if not cfg.reconnect or conn.is_open:
+                            raise
+                        lost = exc  # unconfirmed: publish it again once healed (at least once)
         except TimeoutError as exc:
             if type(exc) is not TimeoutError:  # already one of ours, e.g. a connect timeout
                 raise
+            why = f" (the connection was lost and not restored in time: {lost})" if lost else ""
             raise PublishTimeoutError(
                 f"{type(self).__name__}: message {properties['message_id']} was not confirmed "
-                f"within {cfg.publish_timeout:g} s; it may or may not have been stored"
+                f"within {cfg.publish_timeout:g} s{why}; it may or may not have been stored"
             ) from None

@@ -7,7 +7,8 @@ wait in it); the code under test always talks to the broker through aioamqp_ext.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import shutil
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,3 +95,44 @@ async def broker(amqp_url: str) -> AsyncIterator[Broker]:
     finally:
         await protocol.close()
         transport.close()
+
+
+async def rabbitmqctl(*args: str) -> str:
+    """Run ``rabbitmqctl -q ARGS`` on the test broker's machine; its output (skips without it)."""
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("rabbitmqctl is not installed on this machine")
+    proc = await asyncio.create_subprocess_exec(
+        "rabbitmqctl",
+        "-q",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, f"rabbitmqctl {' '.join(args)}: {err.decode()}"
+    return out.decode()
+
+
+async def close_connections_named(prefix: str) -> int:
+    """Have the broker close (320 CONNECTION_FORCED) every connection whose name starts with
+    ``prefix``, as an operator would, without touching anyone else's; returns how many."""
+    listing = await rabbitmqctl("--no-table-headers", "list_connections", "pid", "client_properties")
+    pids = [
+        line.split("\t", 1)[0]
+        for line in listing.splitlines()
+        if f'{{"connection_name","{prefix}' in line
+    ]
+    for pid in pids:
+        await rabbitmqctl("close_connection", pid, "closed by the aioamqp_ext test suite")
+    return len(pids)
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll ``predicate`` until true (every 10 ms); the seconds it took. Fails after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while not predicate():
+        if loop.time() - started > timeout:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        await asyncio.sleep(0.01)
+    return loop.time() - started

@@ -1,4 +1,4 @@
-"""What callers see when the connection breaks (reconnection proper comes with issue 4)."""
+"""What callers see when the connection breaks: publishes heal, or fail loudly when told to."""
 
 from __future__ import annotations
 
@@ -16,32 +16,51 @@ from tests.proxy import FaultProxy
 MakeProxy = Callable[[str], Awaitable[tuple[FaultProxy, str]]]
 
 
-async def test_publish_in_flight_during_a_cut_raises_and_the_next_one_reconnects(
+async def test_publish_in_flight_during_a_cut_is_published_again_once_healed(
     fault_proxy: MakeProxy, amqp_url: str, amqp_names: AmqpNames, broker: Broker
 ) -> None:
-    """An unconfirmed publish must fail loudly on outage; the producer then heals on next use."""
+    """A publish unconfirmed when the link died must still reach the broker, not vanish."""
     fault, url = await fault_proxy(amqp_url)
     await broker.declare(exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="k")
-    async with BaseProducer(url=url, exchange=amqp_names.exchange) as producer:
-        await producer.publish_message("before", routing_key="k")
+    async with BaseProducer(url=url, exchange=amqp_names.exchange, reconnect_delay=0.05) as p:
+        await p.publish_message("before", routing_key="k")
         fault.stall()
-        in_flight = asyncio.create_task(producer.publish_message("during", routing_key="k"))
+        in_flight = asyncio.create_task(p.publish_message("during", routing_key="k"))
         # One scheduling step (not a timing sleep): the task runs up to awaiting its confirm.
         await asyncio.sleep(0)
         assert fault.cut() == 1
         fault.resume()
-        with pytest.raises(AmqpConnectionError, match="may or may not have been stored"):
-            await asyncio.wait_for(in_flight, timeout=10)
-        await producer.publish_message("after", routing_key="k")
-    bodies = [m.body for m in await broker.take(amqp_names.queue, 2)]
+        await asyncio.wait_for(in_flight, timeout=10)
+        await p.publish_message("after", routing_key="k")
+    bodies = [m.body for m in await broker.take(amqp_names.queue, 3)]
     assert bodies[0] == b'"before"'
+    assert b'"during"' in bodies  # published again on the new connection (at least once)
     assert bodies[-1] == b'"after"'
 
 
-async def test_consumer_serve_raises_when_the_connection_is_lost(
+async def test_with_reconnect_off_a_publish_in_flight_during_a_cut_raises(
+    fault_proxy: MakeProxy, amqp_url: str, amqp_names: AmqpNames, broker: Broker
+) -> None:
+    """reconnect=False must report the unconfirmed publish as failed; the next use reconnects."""
+    fault, url = await fault_proxy(amqp_url)
+    await broker.declare(exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="k")
+    async with BaseProducer(url=url, exchange=amqp_names.exchange, reconnect=False) as producer:
+        fault.stall()
+        in_flight = asyncio.create_task(producer.publish_message("during", routing_key="k"))
+        await asyncio.sleep(0)  # one scheduling step: the publish awaits its confirm
+        assert fault.cut() == 1
+        fault.resume()
+        with pytest.raises(AmqpConnectionError, match="may or may not have been stored"):
+            await asyncio.wait_for(in_flight, timeout=10)
+        assert not producer.is_connected
+        await producer.publish_message("after", routing_key="k")
+    assert [m.body for m in await broker.take(amqp_names.queue, 1)] == [b'"after"']
+
+
+async def test_with_reconnect_off_serve_raises_when_the_connection_is_lost(
     fault_proxy: MakeProxy, amqp_url: str, amqp_names: AmqpNames
 ) -> None:
-    """A worker must not sit silently on a dead connection: serve()/run() end with an error."""
+    """With healing off a worker must not sit on a dead connection: serve() ends with an error."""
     fault, url = await fault_proxy(amqp_url)
     consuming = asyncio.Event()
 
@@ -53,7 +72,13 @@ async def test_consumer_serve_raises_when_the_connection_is_lost(
         async def process_request(self, data: Any) -> None:
             pass
 
-    worker = Worker(url=url, exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="k")
+    worker = Worker(
+        url=url,
+        exchange=amqp_names.exchange,
+        queue=amqp_names.queue,
+        routing_key="k",
+        reconnect=False,
+    )
     serving = asyncio.create_task(worker.serve(handle_signals=False))
     await asyncio.wait_for(consuming.wait(), timeout=10)
     fault.cut()
