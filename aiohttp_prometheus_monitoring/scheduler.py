@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 JITTER_SHARE = 0.05  # of sleep_time, added to each run so that checks spread out
 MAX_JITTER = 1.0
+STRAGGLER_GRACE = 5.0  # how long close() waits for runs that were cancelled
 
 
 @dataclass(slots=True, kw_only=True)
@@ -58,6 +59,8 @@ class Scheduler:
     def __init__(self, checks: Sequence[tuple[CheckConfig, Check, CheckState]]) -> None:
         self._checks = tuple(checks)
         self._tasks: list[asyncio.Task[None]] = []
+        # runs past their timeout (or interrupted by close), cancelled and awaited by close()
+        self._stragglers: set[asyncio.Task[bool]] = set()
         self._random = random.Random()
 
     @property
@@ -83,12 +86,14 @@ class Scheduler:
         for task in tasks:
             task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
-        for (config, check, _), result in zip(self._checks, results, strict=True):
+        for (config, _, _), result in zip(self._checks, results, strict=True):
             if isinstance(result, Exception):  # our loop never raises; say so loudly if it did
                 logger.error(
                     "check %s: its task failed: %s", config.name,
                     redact(repr(result), config.secrets), extra={"check": config.name},
                 )  # fmt: skip
+        await self._await_stragglers()
+        for config, check, _ in self._checks:
             close = getattr(check, "close", None)
             if close is None:
                 continue
@@ -100,49 +105,80 @@ class Scheduler:
                     redact(repr(exc), config.secrets), extra={"check": config.name},
                 )  # fmt: skip
 
+    async def _await_stragglers(self) -> None:
+        stragglers = set(self._stragglers)
+        for task in stragglers:
+            task.cancel()
+        if not stragglers:
+            return
+        _, pending = await asyncio.wait(stragglers, timeout=STRAGGLER_GRACE)
+        for task in pending:  # a check that swallows cancellation: nothing more we can do
+            logger.warning("%s ignores cancellation; left running", task.get_name())
+
+    def _abandon(self, task: asyncio.Task[bool]) -> None:
+        task.cancel()
+        self._stragglers.add(task)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[bool]) -> None:
+        self._stragglers.discard(task)
+        if not task.cancelled():
+            task.exception()  # a late failure of an abandoned run is not news: mark it seen
+
     async def _run_forever(self, config: CheckConfig, check: Check, state: CheckState) -> None:
         loop = asyncio.get_running_loop()
         period = config.sleep_time
         start = loop.time()
         tick = 0
         while True:
-            await run_once(config, check, state)
+            await self._run_once(config, check, state)
             # the next tick of the fixed grid start + n * period that is still ahead of us
             tick = max(tick + 1, int((loop.time() - start) / period) + 1)
             jitter = self._random.uniform(0.0, min(period * JITTER_SHARE, MAX_JITTER))
             await asyncio.sleep(max(0.0, start + tick * period + jitter - loop.time()))
 
+    async def _run_once(self, config: CheckConfig, check: Check, state: CheckState) -> None:
+        """Run a check once under its timeout and record the result in ``state``.
 
-async def run_once(config: CheckConfig, check: Check, state: CheckState) -> None:
-    """Run a check once under its timeout and record the result in ``state``.
-
-    A raise or a timeout counts as down; cancellation from outside propagates.
-    """
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    reason = ""
-    try:
-        async with asyncio.timeout(config.timeout) as deadline:
-            passed = bool(await check.check())
-        result = "success" if passed else "failure"
-        reason = "" if passed else "the check returned False"
-    except TimeoutError as exc:
-        result = "timeout"
-        reason = (
-            f"no answer within its timeout of {config.timeout:g} s"
-            if deadline.expired()
-            else f"timed out: {exc!r}"
-        )
-    except asyncio.CancelledError as exc:
-        task = asyncio.current_task()
-        if task is None or task.cancelling():  # we are being stopped: let it through
+        The run is a task of its own, so that its timeout holds even when the check is
+        slow to honour cancellation; a raise or a timeout counts as down; cancellation of
+        the scheduler propagates.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        run = loop.create_task(_passes(check), name=f"monitoring run {config.name}")
+        try:
+            done, _ = await asyncio.wait({run}, timeout=config.timeout)
+        except asyncio.CancelledError:
+            self._abandon(run)
             raise
-        result = "error"  # a check that raised CancelledError on its own
-        reason = f"{type(exc).__name__}: {exc}"
-    except Exception as exc:  # any failure of a check is a "down", never a crash
-        result = "error"
-        reason = f"{type(exc).__name__}: {exc}"
-    state.duration = loop.time() - started
+        if done:
+            result, reason = _outcome(run)
+        else:
+            self._abandon(run)
+            result, reason = "timeout", f"no answer within its timeout of {config.timeout:g} s"
+        record(config, state, result, reason, loop.time() - started)
+
+
+async def _passes(check: Check) -> bool:
+    return bool(await check.check())
+
+
+def _outcome(run: asyncio.Task[bool]) -> tuple[str, str]:
+    """The result label of a finished run, and why it is down."""
+    if run.cancelled():
+        return "error", "the check raised CancelledError although nobody cancelled it"
+    exc = run.exception()
+    if isinstance(exc, TimeoutError):
+        return "timeout", f"timed out: {exc!r}"
+    if exc is not None:
+        return "error", f"{type(exc).__name__}: {exc}"
+    return ("success", "") if run.result() else ("failure", "the check returned False")
+
+
+def record(config: CheckConfig, state: CheckState, result: str, reason: str, took: float) -> None:
+    """Store a run's result in ``state``; log when the check changes state, and only then."""
+    state.duration = took
     state.runs[result] += 1
     up = result == "success"
     if up:

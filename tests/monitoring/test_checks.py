@@ -116,6 +116,8 @@ async def test_check_against_a_silent_host_is_down_within_its_timeout(
     assert silent_listener.accepted >= 1, "the check never reached the listener"
     assert timeout <= elapsed < timeout + 0.5
     assert max(latencies) < 0.05, f"/metrics took {max(latencies) * 1000:.1f} ms during the hang"
+    print(f"{kind}: down after {elapsed:.3f} s; /metrics during the hang: {len(latencies)} "
+          f"scrapes, max {max(latencies) * 1000:.1f} ms")  # fmt: skip
     text = await served.metrics()
     timeouts = ("monitoring_check_runs_total", (("check", name), ("result", "timeout")))
     assert samples(text)[timeouts] == 1

@@ -69,10 +69,11 @@ async def test_runs_follow_a_fixed_grid_without_drift(serve: ServeFactory) -> No
         return len(Switch.starts.get("drift", [])) >= 11
 
     await poll(ten_runs)
-    starts = Switch.starts["drift"]
-    for n, started in enumerate(starts[:11]):
-        offset = started - starts[0] - n * period
-        assert -0.01 <= offset <= period * 0.05 + 0.02, (n, offset)  # jitter only, never drift
+    starts = Switch.starts["drift"][:11]
+    offsets = [started - starts[0] - n * period for n, started in enumerate(starts)]
+    assert min(offsets) >= -0.01, offsets  # never early
+    # A drifting timer would be 10 x 0.05 s late by now; jitter and scheduling noise are not.
+    assert offsets[-1] < period * 0.05 + 0.04, offsets
 
 
 async def test_a_check_is_not_shown_before_its_first_run_finishes(serve: ServeFactory) -> None:
@@ -137,7 +138,7 @@ async def test_closing_cancels_and_awaits_every_check(serve: ServeFactory) -> No
     await served.app.cleanup()
     assert Hangs.cancelled["on_close"] == 1
     assert not scheduler.running
-    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("monitoring check")]
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("monitoring ")]
     await scheduler.close()  # idempotent
 
 
@@ -188,7 +189,10 @@ async def test_ten_thousand_runs_leave_fds_and_tasks_flat(
     for name in ("redis_refused", "redis_silent", "pg_silent", "mq_silent", "mysql_silent"):
         assert gauge(text, name) == 0.0, name
     assert runs(text, "pg_silent", "timeout") >= 10
-    in_flight = len(real) * 2  # a socket or two per real check may be open at any instant
+    # At any instant a real check may hold a socket or two, the silent listener the other end
+    # of each, and a timed-out run its socket until it finishes closing; a leak would be
+    # thousands after 10,000 runs.
+    in_flight = len(real) * 3
     assert fds_after - fds_warm <= in_flight, (fds_before, fds_warm, fds_after)
     assert tasks_after - tasks_warm <= in_flight, (tasks_before, tasks_warm, tasks_after)
     await served.session.close()
