@@ -219,7 +219,7 @@ class AmqpConfig:
             raise fail("heartbeat", "expected seconds between 0 (off) and 65535")
         if self.reconnect_max_delay < self.reconnect_delay:
             raise fail(
-                "reconnect_max_delay", f"expected >= reconnect_delay {self.reconnect_delay:g}"
+                "reconnect_max_delay", f"expected >= reconnect_delay ({self.reconnect_delay:g})"
             )
         if not isinstance(self.connection_name, str) or not self.connection_name:
             raise fail("connection_name", "expected a non-empty str or None (a generated name)")

@@ -115,10 +115,13 @@ class BaseProducer(BaseAmqp):
     ) -> None:
         cfg = self.config
         lost: AmqpConnectionError | None = None
+        waiting = False
         try:
             async with asyncio.timeout(cfg.publish_timeout):
                 while True:
+                    waiting = True
                     conn = await self._connection()  # during an outage: once healed
+                    waiting = False
                     try:
                         await conn.publish(
                             body,
@@ -135,8 +138,18 @@ class BaseProducer(BaseAmqp):
         except TimeoutError as exc:
             if type(exc) is not TimeoutError:  # already one of ours, e.g. a connect timeout
                 raise
-            why = f" (the connection was lost and not restored in time: {lost})" if lost else ""
+            message = f"{type(self).__name__}: message {properties['message_id']}"
+            if waiting and lost is None:
+                raise PublishTimeoutError(
+                    f"{message} was not published: no connection to the broker within "
+                    f"{cfg.publish_timeout:g} s (reconnecting)"
+                ) from None
+            if lost is not None:
+                raise PublishTimeoutError(
+                    f"{message} was not confirmed within {cfg.publish_timeout:g} s, the "
+                    f"connection healing too late to publish it again: {lost}"
+                ) from None
             raise PublishTimeoutError(
-                f"{type(self).__name__}: message {properties['message_id']} was not confirmed "
-                f"within {cfg.publish_timeout:g} s{why}; it may or may not have been stored"
+                f"{message} was not confirmed within {cfg.publish_timeout:g} s; "
+                "it may or may not have been stored"
             ) from None

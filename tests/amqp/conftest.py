@@ -116,7 +116,9 @@ async def rabbitmqctl(*args: str) -> str:
 async def close_connections_named(prefix: str) -> int:
     """Have the broker close (320 CONNECTION_FORCED) every connection whose name starts with
     ``prefix``, as an operator would, without touching anyone else's; returns how many."""
-    listing = await rabbitmqctl("--no-table-headers", "list_connections", "pid", "client_properties")
+    listing = await rabbitmqctl(
+        "--no-table-headers", "list_connections", "pid", "client_properties"
+    )
     pids = [
         line.split("\t", 1)[0]
         for line in listing.splitlines()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any
 
 import pytest
@@ -75,6 +76,13 @@ def test_configuration_errors_are_value_errors_under_the_root() -> None:
         ({"queue_arguments": ["x"]}, r"queue_arguments: expected a dict"),
         ({"url": []}, r"url: expected an amqp:// URL or a non-empty list"),
         ({"serializer": object()}, r"serializer: expected a name or an object"),
+        ({"reconnect": "yes"}, r"reconnect: expected True or False"),
+        ({"reconnect_delay": 0}, r"reconnect_delay: expected a number of seconds > 0"),
+        (
+            {"reconnect_delay": 2, "reconnect_max_delay": 1},
+            r"reconnect_max_delay: expected >= reconnect_delay \(2\), got 1",
+        ),
+        ({"connection_name": ""}, r"connection_name: expected a non-empty str"),
     ],
 )
 def test_invalid_options_name_the_argument(kwargs: dict[str, Any], match: str) -> None:
@@ -136,3 +144,11 @@ def test_immediate_is_refused_clearly() -> None:
     producer = BaseProducer(exchange="x")
     with pytest.raises(ConfigurationError, match=r"immediate: RabbitMQ does not support"):
         _ = producer.publish_message("p", routing_key="k", immediate=True)
+
+
+def test_connection_name_defaults_to_class_pid_and_host() -> None:
+    """Operators must be able to tell which process holds a connection on the broker."""
+    assert Consumer(exchange="x", queue="q").config.connection_name.startswith(
+        f"Consumer pid {os.getpid()} on "
+    )
+    assert BaseProducer(connection_name="billing-api").config.connection_name == "billing-api"
