@@ -72,10 +72,16 @@ class AmqpMetric(BaseMetric):
             sock = transport.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await protocol.start_connection(
-                self.host, self.port, self.user, self._password, self.vhost,
-                ssl=self.ssl, login_method="PLAIN",
-            )  # fmt: skip
+            try:
+                await protocol.start_connection(
+                    self.host, self.port, self.user, self._password, self.vhost,
+                    ssl=self.ssl, login_method="PLAIN",
+                )  # fmt: skip
+            except aioamqp.AmqpClosedConnection:  # aioamqp says nothing more helpful
+                raise ConnectionError(
+                    f"the broker closed the connection during login as {self.user!r} to "
+                    f"vhost {self.vhost!r}: wrong user, password or vhost?"
+                ) from None
             channel = await protocol.channel()
             await channel.close()
             await close_politely(protocol.close, transport.close)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -154,3 +155,20 @@ async def test_redis_check_only_pings(serve: ServeFactory, redis_url: str) -> No
             seen.append(str(info["command"]))
     await monitor_client.aclose()
     assert {command.split()[0].upper() for command in seen} == {"PING"}, seen
+
+
+async def test_a_refused_login_never_shows_its_password(
+    serve: ServeFactory, amqp_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A wrong password is the classic outage; its log line must not leak the password."""
+    caplog.set_level(logging.DEBUG)
+    secret = "Wr0ng-Secret-4-test"
+    parts = urlsplit(amqp_url)
+    url = f"amqp://guest:{secret}@{parts.hostname}:{parts.port}/"
+    served = await serve({"metrics": [entry("monitoring_mq", "amqp.AmqpMetric", {"url": url},
+                                            timeout=5)]})  # fmt: skip
+    text = await served.wait_gauges({"monitoring_mq": 0.0})
+    assert "check monitoring_mq is down (error): ConnectionError: the broker closed" in caplog.text
+    assert secret not in caplog.text
+    assert secret not in text
+    assert secret not in repr(served.app)
