@@ -141,6 +141,8 @@ def _entry(index: int, entry: Any, seen: dict[str, int]) -> tuple[CheckConfig | 
     description = entry.get("description")
     if "description" in entry and not isinstance(description, str):
         problems.append(f"description: expected a string, got {type(description).__name__}")
+    elif isinstance(description, str) and not description.strip():
+        problems.append("description: must not be empty (it is the gauge's HELP text)")
     sleep_time = timeout = None
     if "sleep_time" in entry:
         sleep_time, problem = _duration(entry, "sleep_time")

@@ -129,6 +129,7 @@ def test_routes_default_to_ping_and_metrics() -> None:
         (with_entry(1, description=5),
          r"metrics\[1\] 'monitoring_redis': description: expected a string, got int"),
         (with_entry(1, name=7), r"metrics\[1\]: name: expected a string, got int"),
+        (with_entry(1, description=" "), REDIS_1 + r"description: must not be empty"),
         (with_entry(1, params=["localhost"]),
          REDIS_1 + r"params: expected a dict of keyword arguments, got list"),
         ({"metrics": {"name": "x"}}, r"metrics: expected a list of check entries, got dict"),

@@ -204,3 +204,15 @@ def test_get_monitoring_says_to_call_setup_first() -> None:
     """An accessor used before setup must point at the missing call."""
     with pytest.raises(MonitoringError, match=r"call setup_monitoring\(\) first"):
         get_monitoring(web.Application())
+
+
+async def test_a_check_named_like_a_default_metric_wins_without_duplicates(
+    serve: ServeFactory,
+) -> None:
+    """Duplicate series make Prometheus reject the whole scrape: the user's gauge wins."""
+    served = await serve({"metrics": [entry("python_info", F + "AlwaysUp", {})]})
+    text = await served.wait_gauges({"python_info": 1.0})
+    assert [line for line in text.splitlines() if line.startswith("python_info")] == [
+        "python_info 1.0"
+    ]
+    assert "process_" in text or sys.platform != "linux"  # the rest of the default registry
