@@ -206,7 +206,7 @@ class Link:
         self._healer = None
         self._install(conn)
         logger.info(
-            "%s reconnected to %s after %d %s in %.1f s",
+            "%s reconnected to %s after %d %s in %.2f s",
             self.owner,
             conn.url,
             backoff.tries,
