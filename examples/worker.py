@@ -2,7 +2,8 @@
 
     AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ python examples/worker.py
 
-Failed orders go to the queue ``billing.dlq`` after two retries.
+Failed orders go to the queue ``billing.dlq`` after two retries. Restart the broker while it
+runs: the worker logs the loss, reconnects by itself and goes on consuming.
 """
 
 import logging
@@ -32,4 +33,5 @@ if __name__ == "__main__":
         prefetch_count=10,
         dead_letter_exchange=DEAD_LETTERS,
         max_retries=2,
+        connection_name=f"billing worker pid {os.getpid()}",  # as the broker lists it
     ).run()
