@@ -46,7 +46,7 @@ setup(
         "aiohttp_prometheus_monitoring.metrics",
     ],
     package_data={"aioamqp_ext": ["py.typed"], "aiohttp_prometheus_monitoring": ["py.typed"]},
-    install_requires=["aiohttp>=3.9", "prometheus-client>=0.20"],
+    install_requires=["aiohttp>=3.9", "prometheus-client>=0.24"],
     extras_require=EXTRAS,
     classifiers=[
         "Development Status :: 3 - Alpha",
