@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+from ._noloop import DONE, cancel_all
 from ._reconnect import Link
 from ._transport import Connection
 from .config import DEFAULT_URL, AmqpConfig
@@ -18,40 +19,6 @@ from .serializers import Serializer
 __all__ = ["BaseAmqp"]
 
 logger = logging.getLogger(__name__)
-
-
-class _Done(Coroutine[Any, Any, None]):
-    """What ``publish_message()``/``close()`` return once done outside a loop.
-
-    A finished coroutine: awaiting it (or ``run_until_complete``, ``create_task``) returns None
-    at once, and dropping it un-awaited is fine (no "never awaited" warning).
-    """
-
-    __slots__ = ()
-
-    def send(self, value: Any) -> None:
-        raise StopIteration
-
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> None:
-        raise typ if val is None else val
-
-    def close(self) -> None:
-        pass
-
-    def __await__(self) -> Generator[Any, None, None]:
-        yield from ()
-
-    def __repr__(self) -> str:
-        return "<done>"
-
-
-_DONE = _Done()
-
-
-async def _cancel_all(tasks: set[asyncio.Task[Any]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class BaseAmqp:
@@ -297,14 +264,14 @@ class BaseAmqp:
         finally:
             if self._closed and loop is self._private_loop:
                 self._shutdown_private_loop()
-        return _DONE
+        return DONE
 
     def _shutdown_private_loop(self) -> None:
         loop, self._private_loop = self._private_loop, None
         if loop is None:
             return
         try:
-            loop.run_until_complete(_cancel_all(asyncio.all_tasks(loop)))
+            loop.run_until_complete(cancel_all(asyncio.all_tasks(loop)))
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()

@@ -185,7 +185,8 @@ class BaseConsumer(BaseAmqp):
     def _on_lost(self, error: AmqpConnectionError) -> None:
         if self._tasks:
             logger.info(
-                "%s: %d message(s) in flight were not acked; the broker will redeliver them",
+                "%s: %d handler(s) were running; their messages cannot be acked any more, "
+                "the broker redelivers them",
                 type(self).__name__,
                 len(self._tasks),
             )
