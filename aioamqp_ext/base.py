@@ -126,7 +126,10 @@ class BaseAmqp:
     def __repr__(self) -> str:
         cfg = self.config
         urls = ", ".join(url.masked for url in cfg.urls)
+        link = self._link
         state = "closed" if self._closed else "connected" if self.is_connected else "idle"
+        if state == "idle" and link is not None and link.busy:
+            state = "reconnecting"
         return (
             f"<{type(self).__name__} url={urls!r} exchange={cfg.exchange!r} "
             f"queue={cfg.queue!r} {state}>"

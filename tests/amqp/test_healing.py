@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from aioamqp_ext import BaseConsumer, BaseProducer, ClosedError, PublishTimeoutError
+from aioamqp_ext import (
+    AmqpTimeoutError,
+    BaseConsumer,
+    BaseProducer,
+    ClosedError,
+    PublishTimeoutError,
+)
 from aioamqp_ext._reconnect import Backoff
 from tests.amqp.conftest import Broker, close_connections_named, wait_until
 from tests.conftest import AmqpNames
@@ -214,6 +220,9 @@ async def test_a_publish_during_an_outage_waits_for_the_connection_then_raises(
         with pytest.raises(PublishTimeoutError, match=r"not published: no connection .* 0.5 s"):
             await hasty.publish_message("lost cause", routing_key="k")
         assert 0.4 < loop.time() - started < 2
+        with pytest.raises(AmqpTimeoutError, match=r"not connected within 0.2 s"):
+            await hasty.wait_connected(timeout=0.2)
+        assert "reconnecting" in repr(hasty)
         waiting = asyncio.create_task(patient.publish_message("patient", routing_key="k"))
         await asyncio.sleep(0.1)  # the outage goes on for a moment while the publish waits
         assert not waiting.done()
