@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._redact import safe_repr
@@ -79,3 +80,45 @@ def param_problems(cls: type, params: Mapping[str, Any]) -> list[str]:
                 f"got {type(value).__name__} {safe_repr(key, value)}"
             )
     return problems
+
+
+ENV_SUFFIX = "_env"
+
+
+def resolve_env(
+    params: Mapping[str, Any], accepted: Callable[[str], bool]
+) -> tuple[dict[str, Any], list[str]]:
+    """``params`` with each ``<key>_env: VAR`` replaced by ``<key>: os.environ[VAR]``.
+
+    A ``*_env`` key the check class takes itself is left alone. Problems name the key and
+    the variable, never a value.
+    """
+    resolved: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in params.items():
+        target = key.removesuffix(ENV_SUFFIX)
+        if not key.endswith(ENV_SUFFIX) or not target or accepted(key):
+            resolved[key] = value
+            continue
+        if not isinstance(value, str) or not value:
+            problems.append(
+                f"params: {key}: expected the name of an environment variable, got {value!r}"
+            )
+        elif target in params:
+            problems.append(f"params: give either {target!r} or {key!r}, not both")
+        elif value not in os.environ:
+            problems.append(f"params: {key}: environment variable {value!r} is not set")
+        else:
+            resolved[target] = os.environ[value]
+    return resolved, problems
+
+
+def accepts(cls: type) -> Callable[[str], bool]:
+    """Whether ``cls(**{name: ...})`` takes a keyword of that name."""
+    try:
+        parameters = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return lambda name: True
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return lambda name: False  # a **params check: `*_env` keys are ours to resolve
+    return lambda name: name in parameters

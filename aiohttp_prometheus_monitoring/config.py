@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import itertools
 import math
 import re
 from collections.abc import Mapping
@@ -17,8 +18,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, cast
 
-from ._params import param_problems
+from ._params import accepts, param_problems, resolve_env
 from ._redact import redact, safe_repr, secrets_of
+from .auth import AuthConfig, load_auth
 from .errors import WrongConfiguration
 from .metrics.base import Check, kind_of
 from .registry import RESERVED_NAMES
@@ -26,8 +28,13 @@ from .registry import RESERVED_NAMES
 NAME_PATTERN = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 MAX_DEFAULT_TIMEOUT = 10.0
 DEFAULT_TIMEOUT_SHARE = 0.8  # of sleep_time: a run ends before the next one is due
-TOP_KEYS = ("route_ping", "route_metrics", "metrics", "include_default_registry")
-ENTRY_KEYS = ("name", "description", "module", "sleep_time", "timeout", "params")
+TOP_KEYS = (
+    "route_ping", "route_metrics", "route_ready", "metrics", "include_default_registry",
+    "request_metrics", "request_metrics_buckets", "request_metrics_monitoring_routes", "auth",
+)  # fmt: skip
+ENTRY_KEYS = ("name", "description", "module", "sleep_time", "timeout", "critical", "params")
+#: prometheus-client's default histogram buckets, in seconds
+DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 REQUIRED_ENTRY_KEYS = ("name", "description", "module", "sleep_time")
 
 
@@ -46,6 +53,7 @@ class CheckConfig:
     check_class: type[Check] = field(compare=False)
     sleep_time: float
     timeout: float
+    critical: bool = True
     params: Mapping[str, Any] = field(default_factory=dict, repr=False)
     secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
@@ -60,12 +68,24 @@ class CheckConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RequestMetricsConfig:
+    """Metrics of the app's own requests: histogram buckets, and whether to count the
+    monitoring routes themselves."""
+
+    buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    monitoring_routes: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MonitoringConfig:
-    """The whole MONITORING dict: routes, the default-registry switch and the checks."""
+    """The whole MONITORING dict: routes, switches and the checks."""
 
     route_ping: str | None = "/ping"
     route_metrics: str | None = "/metrics"
+    route_ready: str | None = None
     include_default_registry: bool = True
+    request_metrics: RequestMetricsConfig | None = None  # None: off
+    auth: AuthConfig | None = None  # None: the monitoring routes are open
     metrics: tuple[CheckConfig, ...] = ()
 
 
@@ -106,7 +126,7 @@ def _duration(entry: Mapping[str, Any], key: str) -> tuple[float | None, str | N
     return float(value), None
 
 
-def _route(raw: Mapping[str, Any], key: str, default: str) -> tuple[str | None, list[str]]:
+def _route(raw: Mapping[str, Any], key: str, default: str | None) -> tuple[str | None, list[str]]:
     value = raw.get(key, default)
     if value is None or (isinstance(value, str) and value.startswith("/")):
         return value, []
@@ -143,6 +163,9 @@ def _entry(index: int, entry: Any, seen: dict[str, int]) -> tuple[CheckConfig | 
         problems.append(f"description: expected a string, got {type(description).__name__}")
     elif isinstance(description, str) and not description.strip():
         problems.append("description: must not be empty (it is the gauge's HELP text)")
+    critical = entry.get("critical", True)
+    if not isinstance(critical, bool):
+        problems.append(f"critical: expected True or False, got {critical!r}")
     sleep_time = timeout = None
     if "sleep_time" in entry:
         sleep_time, problem = _duration(entry, "sleep_time")
@@ -160,6 +183,9 @@ def _entry(index: int, entry: Any, seen: dict[str, int]) -> tuple[CheckConfig | 
     if "module" in entry:
         cls, problem = _import_class(entry["module"])
         problems += [problem] if problem else []
+    if cls is not None and params is not None:
+        params, env_problems = resolve_env(params, accepts(cls))
+        problems += env_problems
     secrets = secrets_of(params) if params is not None else ()
     if cls is not None and params is not None:
         params_problems = param_problems(cls, params)
@@ -183,17 +209,50 @@ def _entry(index: int, entry: Any, seen: dict[str, int]) -> tuple[CheckConfig | 
         check_class=cls,
         sleep_time=sleep_time,
         timeout=timeout if timeout is not None else default_timeout(sleep_time),
+        critical=critical is not False,
         params=MappingProxyType(dict(params)),
         secrets=secrets,
     ), []
+
+
+def _switch(raw: Mapping[str, Any], key: str, default: bool, problems: list[str]) -> bool:
+    value = raw.get(key, default)
+    if isinstance(value, bool):
+        return value
+    problems.append(f"{key}: expected True or False, got {value!r}")
+    return default
+
+
+def _request_metrics(raw: Mapping[str, Any], problems: list[str]) -> RequestMetricsConfig | None:
+    """The ``request_metrics*`` keys: None when request metrics are off."""
+    enabled = _switch(raw, "request_metrics", False, problems)
+    monitoring_routes = _switch(raw, "request_metrics_monitoring_routes", False, problems)
+    buckets: Any = raw.get("request_metrics_buckets", DEFAULT_BUCKETS)
+    if not (
+        isinstance(buckets, list | tuple)
+        and buckets
+        and all(_is_number(b) and math.isfinite(b) and b > 0 for b in buckets)
+        and all(a < b for a, b in itertools.pairwise(buckets))
+    ):
+        problems.append(
+            "request_metrics_buckets: expected a non-empty list of increasing numbers of "
+            f"seconds > 0, got {buckets!r}"
+        )
+        return None
+    if not enabled:
+        return None
+    return RequestMetricsConfig(
+        buckets=tuple(float(b) for b in buckets), monitoring_routes=monitoring_routes
+    )
 
 
 def load_config(raw: Mapping[str, Any]) -> MonitoringConfig:
     """Validate a MONITORING dict and return it as a :class:`MonitoringConfig`.
 
     Args:
-        raw: the MONITORING dict (``route_ping``, ``route_metrics``, ``metrics``,
-            ``include_default_registry``); it is only read.
+        raw: the MONITORING dict (``route_ping``, ``route_metrics``, ``route_ready``,
+            ``metrics``, ``include_default_registry``, ``request_metrics*``, ``auth``); it
+            is only read.
 
     Raises:
         WrongConfiguration: listing every problem found, each naming its entry.
@@ -205,13 +264,16 @@ def load_config(raw: Mapping[str, Any]) -> MonitoringConfig:
     problems += route_problems
     route_metrics, route_problems = _route(raw, "route_metrics", "/metrics")
     problems += route_problems
+    route_ready, route_problems = _route(raw, "route_ready", None)
+    problems += route_problems
     if route_ping is not None and route_ping == route_metrics:
         problems.append(f"route_metrics: same path as route_ping ({route_ping!r})")
-    include_default = raw.get("include_default_registry", True)
-    if not isinstance(include_default, bool):
-        problems.append(
-            f"include_default_registry: expected True or False, got {include_default!r}"
-        )
+    if route_ready is not None and route_ready in (route_ping, route_metrics):
+        problems.append(f"route_ready: same path as another monitoring route ({route_ready!r})")
+    include_default = _switch(raw, "include_default_registry", True, problems)
+    request_metrics = _request_metrics(raw, problems)
+    auth, auth_problems = load_auth(raw.get("auth"))
+    problems += auth_problems
     entries = raw.get("metrics", [])
     checks: list[CheckConfig] = []
     if isinstance(entries, list | tuple):
@@ -228,6 +290,9 @@ def load_config(raw: Mapping[str, Any]) -> MonitoringConfig:
     return MonitoringConfig(
         route_ping=route_ping,
         route_metrics=route_metrics,
+        route_ready=route_ready,
         include_default_registry=include_default,
+        request_metrics=request_metrics,
+        auth=auth,
         metrics=tuple(checks),
     )

@@ -26,9 +26,19 @@ LAST_SUCCESS = "monitoring_check_last_success_timestamp_seconds"
 TIMEOUT = "monitoring_check_timeout_seconds"
 RUNS = "monitoring_check_runs"  # a counter: exposed as monitoring_check_runs_total
 RESULTS = ("success", "failure", "timeout", "error")
-FAMILIES = (UP, DURATION, LAST_SUCCESS, TIMEOUT, RUNS)
+READY = "monitoring_ready"
+FAMILIES = (UP, DURATION, LAST_SUCCESS, TIMEOUT, RUNS, READY)
+#: the request metrics' families (``request_metrics: true``) and the samples they expose
+REQUEST_FAMILIES = (
+    "http_requests_total", "http_requests_created", "http_request_duration_seconds",
+    "http_request_duration_seconds_bucket", "http_request_duration_seconds_sum",
+    "http_request_duration_seconds_count", "http_request_duration_seconds_created",
+    "http_requests_in_progress",
+)  # fmt: skip
 #: names a check entry may not take: our families and the samples they expose
-RESERVED_NAMES = frozenset({*FAMILIES, f"{RUNS}_total", f"{RUNS}_created"})
+RESERVED_NAMES = frozenset(
+    {*FAMILIES, f"{RUNS}_total", f"{RUNS}_created", "http_requests", *REQUEST_FAMILIES}
+)
 
 
 class _Families(NamedTuple):
@@ -64,6 +74,7 @@ class ChecksCollector:
         """Every name we expose, so that the registry refuses a collector that clashes."""
         for state in self._states:
             yield GaugeMetricFamily(state.name, state.description)
+        yield GaugeMetricFamily(READY, "readiness")
         yield from _families()
 
     def collect(self) -> Iterator[Metric]:
@@ -71,6 +82,10 @@ class ChecksCollector:
         done = [state for state in self._states if state.up is not None]
         for state in done:
             yield GaugeMetricFamily(state.name, state.description, value=float(state.up is True))
+        yield GaugeMetricFamily(
+            READY, "Whether every critical check passed on its last run (1) or not (0), "
+            "as the readiness route answers.", value=float(is_ready(self._states)),
+        )  # fmt: skip
         families = _families()
         for state in done:
             families.up.add_metric([state.name, state.kind], float(state.up is True))
@@ -96,6 +111,11 @@ class DefaultRegistryCollector:
             names = {metric.name, *(sample.name for sample in metric.samples)}
             if names.isdisjoint(self._taken):
                 yield metric
+
+
+def is_ready(states: Iterable[CheckState]) -> bool:
+    """Whether every critical check passed on its last run; one that never ran has not."""
+    return all(state.up is True for state in states if state.critical)
 
 
 def create_registry(states: Sequence[CheckState], include_default: bool) -> CollectorRegistry:

@@ -25,19 +25,23 @@ logger = logging.getLogger(__name__)
 JITTER_SHARE = 0.05  # of sleep_time, added to each run so that checks spread out
 MAX_JITTER = 1.0
 STRAGGLER_GRACE = 5.0  # how long close() waits for runs that were cancelled
+MAX_REASON = 200  # characters of a failure's reason kept for /ready
 
 
 @dataclass(slots=True, kw_only=True)
 class CheckState:
-    """The last results of one check: what ``/metrics`` shows."""
+    """The last results of one check: what ``/metrics`` and ``/ready`` show."""
 
     name: str
     description: str
     kind: str
     timeout: float
+    critical: bool = True
     up: bool | None = None  # None until the first run finishes
     duration: float = 0.0
+    last_run: float | None = None  # Unix time at which the last run finished
     last_success: float | None = None
+    reason: str = ""  # why the last run was down, without secrets; "" when up
     runs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESULTS, 0))
 
     @classmethod
@@ -45,7 +49,7 @@ class CheckState:
         """A fresh state for a configured check."""
         return cls(
             name=config.name, description=config.description, kind=config.kind,
-            timeout=config.timeout,
+            timeout=config.timeout, critical=config.critical,
         )  # fmt: skip
 
 
@@ -181,8 +185,10 @@ def record(config: CheckConfig, state: CheckState, result: str, reason: str, too
     state.duration = took
     state.runs[result] += 1
     up = result == "success"
+    state.last_run = time.time()
     if up:
-        state.last_success = time.time()
+        state.last_success = state.last_run
+    state.reason = "" if up else _shorten(redact(reason, config.secrets))
     previous, state.up = state.up, up
     if previous is up:
         return
@@ -193,3 +199,8 @@ def record(config: CheckConfig, state: CheckState, result: str, reason: str, too
             "check %s is down (%s): %s", config.name, result, redact(reason, config.secrets),
             extra={"check": config.name},
         )  # fmt: skip
+
+
+def _shorten(reason: str) -> str:
+    reason = " ".join(reason.split())
+    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."

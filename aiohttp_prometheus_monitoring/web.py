@@ -1,4 +1,4 @@
-"""The aiohttp side: ``setup_monitoring``, its AppKeys, and the /ping and /metrics handlers."""
+"""The aiohttp side: ``setup_monitoring``, its AppKeys, and the monitoring routes."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 
 from ._exposition import metrics_handler
 from .config import MonitoringConfig, load_config
 from .errors import MonitoringError
+from .middleware import RequestMetrics
+from .readiness import ready_handler
 from .registry import create_registry
 from .scheduler import CheckState, Scheduler
 
@@ -24,6 +27,7 @@ class Monitoring:
     scheduler: Scheduler
     states: tuple[CheckState, ...]
     registry: CollectorRegistry
+    request_metrics: RequestMetrics | None = None
 
 
 MONITORING_KEY = web.AppKey("aiohttp_prometheus_monitoring.monitoring", Monitoring)
@@ -31,7 +35,8 @@ REGISTRY_KEY = web.AppKey("aiohttp_prometheus_monitoring.registry", CollectorReg
 
 
 async def setup_monitoring(config: Mapping[str, Any], app: web.Application) -> None:
-    """Add health checks, ``/ping`` and ``/metrics`` to an app, as configured by ``config``.
+    """Add health checks, ``/ping``, ``/metrics`` and, when configured, a readiness route
+    and request metrics to an app, as ``config`` says.
 
     The checks start when the app starts, on the app's own loop, and stop when it shuts
     down, whichever loop ran this coroutine. The app's registry is ``app[REGISTRY_KEY]``.
@@ -52,13 +57,26 @@ async def setup_monitoring(config: Mapping[str, Any], app: web.Application) -> N
     checks = [(entry, entry.create_check(), CheckState.of(entry)) for entry in settings.metrics]
     states = tuple(state for _, _, state in checks)
     registry = create_registry(states, settings.include_default_registry)
-    app[MONITORING_KEY] = Monitoring(settings, Scheduler(checks), states, registry)
+    request_metrics = None
+    if settings.request_metrics is not None:
+        routes = (settings.route_ping, settings.route_metrics, settings.route_ready)
+        excluded = [route for route in routes if route is not None]
+        request_metrics = RequestMetrics(registry, settings.request_metrics, excluded)
+        app.middlewares.insert(0, request_metrics.middleware)  # outermost: the final status
+    app[MONITORING_KEY] = Monitoring(settings, Scheduler(checks), states, registry, request_metrics)
     app[REGISTRY_KEY] = registry
+    guard = settings.auth.protect if settings.auth is not None else _open
     if settings.route_ping is not None:
-        app.router.add_get(settings.route_ping, ping)
+        app.router.add_get(settings.route_ping, ping)  # liveness stays open: it tells nothing
     if settings.route_metrics is not None:
-        app.router.add_get(settings.route_metrics, metrics_handler(registry))
+        app.router.add_get(settings.route_metrics, guard(metrics_handler(registry)))
+    if settings.route_ready is not None:
+        app.router.add_get(settings.route_ready, guard(ready_handler(states)))
     app.cleanup_ctx.append(_run_checks)
+
+
+def _open(handler: Handler) -> Handler:
+    return handler
 
 
 def get_monitoring(app: web.Application) -> Monitoring:
