@@ -115,6 +115,9 @@ class Link:
                 await self.conn.close()
                 self.conn = None
             conn = await self._open(self.config.urls)
+            if self._stopped:  # closed while connecting
+                await conn.close()
+                raise ClosedError(f"{self.owner} is closed")
             self._install(conn)
             logger.info("%s connected to %s", self.owner, conn.url)
             return conn
