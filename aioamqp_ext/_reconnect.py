@@ -109,8 +109,6 @@ class Link:
         async with self._lock:
             if (conn := self._current()) is not None:
                 return conn
-            if self._stopped:
-                raise ClosedError(f"{self.owner} is closed")
             if self.conn is not None:  # lost, and reconnect is off: open a new one now
                 await self.conn.close()
                 self.conn = None
