@@ -288,3 +288,63 @@ def test_loaded_config_repr_hides_params() -> None:
     """A config printed while debugging must not show the passwords in its params."""
     config = load_config(with_entry(2, params={"host": "h", "password": SECRET}))
     assert SECRET not in repr(config)
+
+
+def test_env_params_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exporter configs live in files: passwords must come from the environment instead."""
+    monkeypatch.setenv("TEST_PG_PASSWORD", SECRET)
+    params = {"host": "db", "user": "core", "database": "core", "password_env": "TEST_PG_PASSWORD"}
+    raw = {"metrics": [entry("monitoring_postgres", "postgres.PostgresMetric", params)]}
+    check = load_config(raw).metrics[0]
+    assert check.params["password"] == SECRET
+    assert "password_env" not in check.params
+    assert SECRET in check.secrets
+    assert raw["metrics"][0]["params"] == params  # the caller's dict is left alone
+
+
+def test_env_param_problems_name_entry_and_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing variable must be named with its entry, and a value never shown."""
+    monkeypatch.delenv("TEST_UNSET_VARIABLE", raising=False)
+    monkeypatch.setenv("TEST_SET_VARIABLE", SECRET)
+    raw = {"metrics": [
+        entry("monitoring_postgres", "postgres.PostgresMetric",
+              {"password_env": "TEST_UNSET_VARIABLE"}),
+        entry("monitoring_pg2", "postgres.PostgresMetric",
+              {"password": "x", "password_env": "TEST_SET_VARIABLE"}),
+    ]}  # fmt: skip
+    with pytest.raises(WrongConfiguration) as caught:
+        load_config(raw)
+    assert caught.value.problems == (
+        "metrics[0] 'monitoring_postgres': params: password_env: environment variable "
+        "'TEST_UNSET_VARIABLE' is not set",
+        "metrics[1] 'monitoring_pg2': params: give either 'password' or 'password_env', not both",
+    )
+    assert SECRET not in str(caught.value)
+
+
+def test_readiness_and_request_metrics_keys_are_validated() -> None:
+    """The new keys get the same every-problem-at-once treatment as the talk's."""
+    raw = {
+        "route_ready": "/metrics",
+        "request_metrics": "yes",
+        "request_metrics_buckets": [1, 0.5],
+        "metrics": [entry("monitoring_x", "tests.monitoring.fakes.AlwaysUp", {}, critical=1)],
+    }
+    with pytest.raises(WrongConfiguration) as caught:
+        load_config(raw)
+    assert caught.value.problems == (
+        "route_ready: same path as another monitoring route ('/metrics')",
+        "request_metrics: expected True or False, got 'yes'",
+        "request_metrics_buckets: expected a non-empty list of increasing numbers of seconds "
+        "> 0, got [1, 0.5]",
+        "metrics[0] 'monitoring_x': critical: expected True or False, got 1",
+    )
+    config = load_config({"route_ready": "/ready", "request_metrics": True, "metrics": [
+        entry("monitoring_x", "tests.monitoring.fakes.AlwaysUp", {}, critical=False),
+    ]})  # fmt: skip
+    assert config.route_ready == "/ready"
+    assert config.request_metrics is not None
+    assert config.request_metrics.buckets[0] == 0.005
+    assert config.metrics[0].critical is False
+    assert load_config({}).route_ready is None
+    assert load_config({}).request_metrics is None

@@ -1,0 +1,168 @@
+"""The standalone exporter: the same checks, served without an app of the user's.
+
+``python -m aiohttp_prometheus_monitoring --config FILE [--host H] [--port N]`` reads FILE
+(TOML, JSON, or YAML when PyYAML is installed) in the MONITORING shape and serves ``/ping``,
+``/metrics`` and ``/ready``. Without ``--config`` it watches the local RabbitMQ, Redis and
+PostgreSQL on their default ports. ``--check-config`` validates and exits 0 or 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ._version import __version__
+from .config import load_config
+from .errors import MonitoringError, WrongConfiguration
+from .web import setup_monitoring
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9180
+M = "aiohttp_prometheus_monitoring.metrics."
+
+
+def _local(name: str, what: str, module: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "description": f"Check {what} on this machine", "module": M + module,
+            "sleep_time": 15, "timeout": 5, "params": params}  # fmt: skip
+
+
+#: what the exporter watches without ``--config``: this machine's services, default ports
+DEFAULT_CONFIG: Mapping[str, Any] = {
+    "route_ready": "/ready",
+    "metrics": [
+        _local("monitoring_rabbitmq", "RabbitMQ", "amqp.AmqpMetric",
+               {"host": "127.0.0.1", "port": 5672}),
+        _local("monitoring_redis", "Redis", "redis.RedisMetric",
+               {"host": "127.0.0.1", "port": 6379}),
+        # user and database as a fresh install has them; asyncpg reads PGPASSWORD if set
+        _local("monitoring_postgres", "PostgreSQL", "postgres.PostgresMetric",
+               {"host": "127.0.0.1", "port": 5432, "user": "postgres", "database": "postgres"}),
+    ],
+}  # fmt: skip
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The MONITORING dict in ``path``, by its suffix: ``.toml``, ``.json``, ``.yaml``/``.yml``.
+
+    A file whose only top-level key is ``MONITORING`` is unwrapped. The exporter serves
+    ``/ready`` unless the file sets ``route_ready`` itself.
+
+    Raises:
+        WrongConfiguration: the file cannot be read or parsed, or is not a table/object.
+    """
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise WrongConfiguration([f"{where}: cannot read: {exc.strerror or exc}"]) from None
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            try:
+                yaml: Any = importlib.import_module("yaml")  # optional: for YAML files only
+            except ImportError:
+                raise WrongConfiguration(
+                    [f"{where}: YAML needs PyYAML: pip install pyyaml (or use TOML or JSON)"]
+                ) from None
+            data = yaml.safe_load(text)
+        else:
+            raise WrongConfiguration(
+                [f"{where}: unknown format {suffix!r}: use .toml, .json, .yaml or .yml"]
+            )
+    except WrongConfiguration:
+        raise
+    except Exception as exc:  # each parser has its own error class; all mean "not parseable"
+        raise WrongConfiguration([f"{where}: not valid {suffix[1:].upper()}: {exc}"]) from None
+    if isinstance(data, Mapping) and list(data) == ["MONITORING"]:
+        data = data["MONITORING"]
+    if not isinstance(data, Mapping):
+        raise WrongConfiguration(
+            [f"{where}: expected a table of settings, got {type(data).__name__}"]
+        )
+    return {"route_ready": "/ready", **data}
+
+
+async def index(request: web.Request) -> web.Response:
+    """A landing page naming the routes, as Prometheus' own exporters have."""
+    return web.Response(text=request.app[ROUTES_KEY])
+
+
+ROUTES_KEY = web.AppKey("aiohttp_prometheus_monitoring.exporter.routes", str)
+
+
+async def create_app(config: Mapping[str, Any]) -> web.Application:
+    """The exporter's app: the checks of ``config``, and a landing page at ``/``.
+
+    Raises:
+        WrongConfiguration: ``config`` has problems.
+    """
+    app = web.Application()
+    await setup_monitoring(config, app)
+    defaults = {"route_ping": "/ping", "route_metrics": "/metrics", "route_ready": None}
+    routes = [config.get(key, default) for key, default in defaults.items()]
+    app[ROUTES_KEY] = f"aiohttp_prometheus_monitoring exporter {__version__}\n" + "".join(
+        f"{route}\n" for route in routes if route
+    )
+    if "/" not in routes:
+        app.router.add_get("/", index)
+    return app
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m aiohttp_prometheus_monitoring",
+        description="Run health checks and serve them as Prometheus metrics, without an app.",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="TOML, JSON or YAML file in the MONITORING shape "
+                             "(default: the local RabbitMQ, Redis and PostgreSQL)")  # fmt: skip
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"default {DEFAULT_HOST}")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    parser.add_argument("--check-config", action="store_true",
+                        help="validate the configuration, print every problem, "
+                             "exit 0 or 1")  # fmt: skip
+    parser.add_argument("--version", action="version", version=__version__)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: returns the exit status (0, or 1 for a bad configuration)."""
+    args = _parser().parse_args(argv)
+    source = str(args.config) if args.config else "the built-in default configuration"
+    try:
+        config = read_config_file(args.config) if args.config else dict(DEFAULT_CONFIG)
+        checks = load_config(config).metrics
+    except WrongConfiguration as exc:
+        print(f"FAILED: {source}\n{exc}", file=sys.stderr)
+        return 1
+    if args.check_config:
+        print(f"SUCCESS: {source} is valid ({len(checks)} checks)")
+        return 0
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("aiohttp.access", "aioamqp"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    def announce(line: str) -> None:
+        print(f"{line}\n{source}: {len(checks)} checks", flush=True)
+
+    try:
+        web.run_app(create_app(config), host=args.host, port=args.port, print=announce)
+    except MonitoringError as exc:  # nothing else can go wrong in setup: config was checked
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    return 0
