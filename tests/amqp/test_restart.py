@@ -64,7 +64,7 @@ async def restartable_broker(amqp_url: str) -> AsyncIterator[str]:
         await _wait_for_broker(amqp_url, 60)
 
 
-@pytest.mark.slow
+@pytest.mark.broker_restart
 async def test_consumer_resumes_within_5_s_of_a_broker_restart_and_nothing_confirmed_is_lost(
     restartable_broker: str, amqp_names: AmqpNames, caplog: pytest.LogCaptureFixture
 ) -> None:
