@@ -1,4 +1,4 @@
-"""Optional protection of the monitoring routes: bearer token or basic auth, from config or env."""
+"""Optional protection of the monitoring routes: a bearer token or basic auth."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from aiohttp_prometheus_monitoring import WrongConfiguration
 from aiohttp_prometheus_monitoring.config import load_config
-from tests.monitoring.conftest import ServeFactory, Served
+from tests.monitoring.conftest import Served, ServeFactory
 
 TOKEN = "tok-3x4mple-VERY-secret"
 
@@ -26,7 +26,8 @@ async def test_bearer_token_guards_metrics_and_ready(
     """Metrics reveal topology: with a token configured, only its holder may read them;
     liveness probes keep working without it."""
     monkeypatch.setenv("MONITORING_TOKEN", TOKEN)
-    served = await serve({"route_ready": "/ready", "auth": {"bearer_token_env": "MONITORING_TOKEN"}})
+    auth = {"bearer_token_env": "MONITORING_TOKEN"}
+    served = await serve({"route_ready": "/ready", "auth": auth})
     for path in ("/metrics", "/ready"):
         assert await status(served, path) == 401
         assert await status(served, path, "Bearer wrong-token") == 401

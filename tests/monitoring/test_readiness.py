@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from tests.monitoring.conftest import ServeFactory, Served, entry, gauge, poll
+from tests.monitoring.conftest import Served, ServeFactory, entry, gauge, poll
 from tests.proxy import FaultProxy
 
 F = "tests.monitoring.fakes."

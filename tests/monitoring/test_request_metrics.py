@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.monitoring.conftest import ServeFactory, Served, poll, samples
+from tests.monitoring.conftest import Served, ServeFactory, poll, samples
 
 Labels = tuple[tuple[str, str], ...]
 ITEMS = "/items/{id}"
