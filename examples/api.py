@@ -1,6 +1,7 @@
 """An HTTP API that monitors its dependencies: the talk's MONITORING, on this machine's services.
 
     python examples/api.py          # then: curl http://127.0.0.1:8080/metrics
+                                    #       curl http://127.0.0.1:8080/ready
 
 Where it listens: ``API_HOST`` and ``API_PORT`` (default 127.0.0.1:8080). What it watches:
 ``REDIS_URL``, ``AMQP_URL`` and ``PG_DSN`` (loopback defaults, as ``scripts/services`` brings
@@ -27,6 +28,8 @@ PG_DSN = os.environ.get("PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 MONITORING: dict[str, Any] = {
     "route_ping": "/ping",
     "route_metrics": "/metrics",
+    "route_ready": "/ready",
+    "request_metrics": True,  # http_requests_total{handler="/hello",...} and friends
     "metrics": [
         {
             "name": "monitoring_http",
@@ -35,6 +38,7 @@ MONITORING: dict[str, Any] = {
             # The first run happens while the server is still binding its port, so it
             # sees "down"; the next one, 5 s later, sees the API answer.
             "sleep_time": 5,
+            "critical": False,  # the API checking itself must not keep it out of rotation
             "params": {"url": f"http://{HOST}:{PORT}/hello", "timeout": 1, "verify_ssl": True},
         },
         {
@@ -77,8 +81,8 @@ async def create_app() -> web.Application:
 
 def announce(_: str) -> None:
     base = f"http://{HOST}:{PORT}"
-    print(f"API on {base}/hello\n  liveness: {base}/ping\n  metrics:  {base}/metrics\n"
-          "(Ctrl-C to stop)", flush=True)  # fmt: skip
+    print(f"API on {base}/hello\n  liveness: {base}/ping\n  readiness: {base}/ready\n"
+          f"  metrics:  {base}/metrics\n(Ctrl-C to stop)", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

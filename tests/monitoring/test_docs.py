@@ -82,14 +82,16 @@ def test_error_sample_on_the_page_is_what_users_get() -> None:
 
 
 async def test_example_api_serves_all_gauges_up(redis_url: str, amqp_url: str, pg_dsn: str) -> None:
-    """examples/api.py is the main job's program: its four checks must all come up."""
+    """examples/api.py is the main job's program: its four checks must all come up, it
+    must be ready, and its own requests (the HTTP check's) must be counted."""
     port = free_port()
     env = {"API_PORT": str(port), "REDIS_URL": redis_url, "AMQP_URL": amqp_url, "PG_DSN": pg_dsn}
     output = await run_until_gauges(
         [str(ROOT / "examples" / "api.py")], port,
         dict.fromkeys(["monitoring_http", "monitoring_redis", "monitoring_mq",
-                       "monitoring_postgres"], 1.0),
+                       "monitoring_postgres", "monitoring_ready"], 1.0),
         env=env,
     )  # fmt: skip
     assert f"http://127.0.0.1:{port}/ping" in output
     assert f"http://127.0.0.1:{port}/metrics" in output
+    assert 'http_requests_total{handler="/hello",method="GET",status="200"}' in output
