@@ -1,0 +1,147 @@
+"""The AMQP rows: consume and publish throughput of each contender, interleaved.
+
+Each run gets a fresh durable queue (deleted afterwards); a consume run's queue is filled
+beforehand, untimed. The order of the contenders rotates from round to round, so none is
+always the first after a fill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._amqp_clients import BODY, PublishMode, available, run_workers
+from ._report import Series
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """Messages per run of each row, and rounds (runs per contender and row)."""
+
+    rounds: int
+    consume: int
+    consume_p1: int
+    pipelined: int
+    one_by_one: int
+    transient: int
+
+
+SIZES = {
+    "smoke": Sizes(rounds=1, consume=300, consume_p1=100, pipelined=300, one_by_one=50,
+                   transient=300),
+    "quick": Sizes(rounds=3, consume=6000, consume_p1=1500, pipelined=6000, one_by_one=600,
+                   transient=12000),
+    "full": Sizes(rounds=7, consume=30000, consume_p1=6000, pipelined=30000, one_by_one=2000,
+                  transient=60000),
+}  # fmt: skip
+
+CONSUME_100 = "consume, no-op handler, prefetch 100"
+CONSUME_1 = "consume, prefetch 1"
+PIPELINED = "publish, persistent, confirms, 1000 in flight"
+ONE_BY_ONE = "publish, confirms awaited one by one"
+TRANSIENT = "publish, transient, no confirms"
+ROWS = (CONSUME_100, CONSUME_1, PIPELINED, ONE_BY_ONE, TRANSIENT)
+
+
+class Admin:
+    """A raw connection of the harness: declares, fills, counts and deletes the run queues."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._transport: Any = None
+        self._protocol: Any = None
+        self._channel: Any = None
+
+    async def open(self) -> None:
+        import aioamqp
+
+        parts = urlsplit(self.url)
+        self._transport, self._protocol = await aioamqp.connect(
+            parts.hostname or "localhost", parts.port or 5672, parts.username or "guest",
+            parts.password or "guest", parts.path[1:] or "/", heartbeat=0,
+        )  # fmt: skip
+        self._channel = await self._protocol.channel()
+
+    async def close(self) -> None:
+        await self._protocol.close()
+        self._transport.close()
+
+    async def new_queue(self, label: str) -> str:
+        name = f"bench.{label}.{uuid.uuid4().hex[:8]}"
+        await self._channel.queue_declare(name, durable=True)
+        return name
+
+    async def count(self, queue: str) -> int:
+        result = await self._channel.queue_declare(queue, durable=True, passive=True)
+        return int(result["message_count"])
+
+    async def delete(self, queue: str) -> None:
+        await self._channel.queue_delete(queue)
+
+    async def fill(self, queue: str, n: int) -> None:
+        """Put ``n`` persistent messages in ``queue`` and wait until the broker holds them all."""
+        properties = {"delivery_mode": 2, "content_type": "application/json"}
+        channel = self._channel
+
+        async def send() -> None:
+            await channel.publish(BODY, "", queue, properties=properties)
+
+        await run_workers(send, n, 1)
+        while await self.count(queue) < n:
+            await asyncio.sleep(0.01)
+
+
+async def run(url: str, size: str, rows: tuple[str, ...] = ROWS,
+              log: Any = print) -> list[Series]:  # fmt: skip
+    """Every row, every contender, ``rounds`` times interleaved; returns the samples."""
+    sizes = SIZES[size]
+    contenders = available(url)
+    admin = Admin(url)
+    await admin.open()
+    plans: list[tuple[str, int, Any]] = [
+        (CONSUME_100, sizes.consume, 100),
+        (CONSUME_1, sizes.consume_p1, 1),
+        (PIPELINED, sizes.pipelined, PublishMode(confirms=True, in_flight=1000, persistent=True)),
+        (ONE_BY_ONE, sizes.one_by_one, PublishMode(confirms=True, in_flight=1, persistent=True)),
+        (TRANSIENT, sizes.transient, PublishMode(confirms=False, in_flight=1000,
+                                                 persistent=False)),
+    ]  # fmt: skip
+    results: list[Series] = []
+    try:
+        for row, n, how in plans:
+            if row not in rows:
+                continue
+            consume = isinstance(how, int)
+            runners = [c for c in contenders if consume or hasattr(c, "publish")]
+            series = {c.name: Series(row, c.name, "msg/s") for c in runners}
+            results += series.values()
+            for round_ in range(sizes.rounds):
+                shift = round_ % len(runners)
+                for contender in runners[shift:] + runners[:shift]:
+                    queue = await admin.new_queue(contender.name.split()[-1].lower())
+                    try:
+                        if consume:
+                            await admin.fill(queue, n)
+                            took = await contender.consume(queue, n, how)
+                            rate = (n - 1) / took  # first to last delivery: n - 1 intervals
+                        else:
+
+                            async def count(queue: str = queue) -> int:
+                                return await admin.count(queue)
+
+                            took = await contender.publish(queue, n, how, count)
+                            rate = n / took
+                    except Exception as exc:  # a contender that breaks is reported, not fatal
+                        series[contender.name].note = f"failed: {type(exc).__name__}: {exc}"
+                        log(f"  {row}: {contender.name} failed: {exc!r}")
+                        continue
+                    finally:
+                        await admin.delete(queue)
+                    series[contender.name].samples.append(rate)
+                    log(f"  {row}: {contender.name}: {rate:,.0f} msg/s")
+    finally:
+        await admin.close()
+    return results
