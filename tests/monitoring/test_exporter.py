@@ -50,6 +50,10 @@ class Exporter:
         except OSError:
             return None
 
+    def get_unless_connecting(self, path: str) -> Callable[[], Awaitable[tuple[int, str] | None]]:
+        """A probe for :func:`poll`: ``get(path)`` once the exporter listens."""
+        return lambda: self.get(path)
+
     async def stop(self, sig: signal.Signals = signal.SIGTERM) -> tuple[int, str, str]:
         """Send ``sig``; return exit code, stdout and stderr once it has exited."""
         self.process.send_signal(sig)
@@ -98,8 +102,9 @@ async def exporter() -> AsyncIterator[Callable[..., Awaitable[Exporter]]]:
 
 
 @pytest.fixture
-async def prometheus(tmp_path: Path) -> AsyncIterator[Callable[[list[str]], Awaitable[str]]]:
-    """Factory: start a real Prometheus scraping ``targets`` every second; returns its URL.
+async def prometheus(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[str]]]:
+    """Factory: start a real Prometheus scraping ``targets`` every second (with a bearer
+    ``token`` if given); returns its URL.
 
     It listens on a free loopback port, keeps its data in tmp_path, and is killed afterwards.
     """
@@ -110,11 +115,14 @@ async def prometheus(tmp_path: Path) -> AsyncIterator[Callable[[list[str]], Awai
         pytest.skip("prometheus is missing: run scripts/tools")
     processes: list[asyncio.subprocess.Process] = []
 
-    async def start(targets: list[str]) -> str:
+    async def start(targets: list[str], token: str | None = None) -> str:
         config = tmp_path / "prometheus.yml"
+        job: dict[str, Any] = {"job_name": "exporter", "static_configs": [{"targets": targets}]}
+        if token is not None:
+            job["authorization"] = {"credentials": token}
         config.write_text(json.dumps({  # JSON is YAML: no YAML writer needed
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-            "scrape_configs": [{"job_name": "exporter", "static_configs": [{"targets": targets}]}],
+            "scrape_configs": [job],
         }))  # fmt: skip
         port = free_port()
         process = await asyncio.create_subprocess_exec(
@@ -176,7 +184,7 @@ def assert_clean_exit(result: tuple[int, str, str]) -> None:
 @pytest.mark.slow
 async def test_default_exporter_is_scraped_by_prometheus_and_stops_on_sigterm(
     exporter: Callable[..., Awaitable[Exporter]],
-    prometheus: Callable[[list[str]], Awaitable[str]],
+    prometheus: Callable[..., Awaitable[str]],
     redis_url: str,
     amqp_url: str,
     pg_dsn: str,
@@ -199,7 +207,7 @@ async def test_default_exporter_is_scraped_by_prometheus_and_stops_on_sigterm(
 @pytest.mark.slow
 async def test_toml_exporter_reads_secrets_from_env_and_is_scraped(
     exporter: Callable[..., Awaitable[Exporter]],
-    prometheus: Callable[[list[str]], Awaitable[str]],
+    prometheus: Callable[..., Awaitable[str]],
     redis_url: str,
     amqp_url: str,
     pg_dsn: str,
@@ -217,6 +225,29 @@ async def test_toml_exporter_reads_secrets_from_env_and_is_scraped(
     for output in (text, result[1], result[2]):
         assert secret not in output
     assert "examples/exporter.toml: 3 checks" in result[1]
+
+
+@pytest.mark.slow
+async def test_protected_exporter_is_scraped_with_its_token(
+    exporter: Callable[..., Awaitable[Exporter]],
+    prometheus: Callable[..., Awaitable[str]],
+    tmp_path: Path,
+) -> None:
+    """An exporter reachable from outside is protected by a token: Prometheus' own
+    `authorization` setting must get through, and nothing else."""
+    token = "scrape-T0ken-from-env"
+    config = tmp_path / "protected.toml"
+    config.write_text('auth = { bearer_token_env = "EXPORTER_TOKEN" }\n[[metrics]]\n'
+                      'name = "monitoring_cheap"\ndescription = "Always up"\n'
+                      'module = "tests.monitoring.fakes.AlwaysUp"\nsleep_time = 1\n')  # fmt: skip
+    running = await exporter("--config", str(config),
+                             env={"EXPORTER_TOKEN": token, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert await poll(running.get_unless_connecting("/metrics")) == (401, "401: Unauthorized")
+    url = await prometheus([running.target], token)
+    await scraped_up(url, [running.target])
+    result = await running.stop(signal.SIGTERM)
+    assert_clean_exit(result)
+    assert token not in result[1] + result[2]
 
 
 async def test_check_config_prints_every_problem_and_exits_1(tmp_path: Path) -> None:
