@@ -130,3 +130,16 @@ async def test_odd_methods_share_one_label(serve: ServeFactory) -> None:
     values = samples(await served.metrics())
     methods = {dict(k[1])["method"] for k in values if k[0] == "http_requests_total"}
     assert methods == {"other"}
+
+
+async def test_sub_app_routes_are_labelled_with_their_prefix(serve: ServeFactory) -> None:
+    """Sub-apps reuse templates: '/api/items/{id}' and '/items/{id}' must stay apart."""
+    app = items_app()
+    app.add_subapp("/api", items_app())
+    served = await serve({"request_metrics": True}, app)
+    assert await get(served, "/api/items/7") == 200
+    assert await get(served, "/items/7") == 200
+    values = samples(await served.metrics())
+    for handler in ("/api/items/{id}", ITEMS):
+        key = ("http_requests_total", labels(method="GET", handler=handler, status="200"))
+        assert values[key] == 1
