@@ -8,8 +8,8 @@ import os
 import platform
 import sys
 
-from . import amqp
-from ._report import throughput_table
+from . import amqp, monitoring
+from ._report import Series, fmt, ratio, table, throughput_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +51,58 @@ def main(argv: list[str] | None = None) -> int:
         series = asyncio.run(amqp.run(args.amqp_url, args.size, log=progress))
         print("\n## AMQP throughput\n")
         print(throughput_table(series, baselines=("raw aioamqp", "aio-pika")), flush=True)
+    if "monitoring" in parts:
+        results = asyncio.run(monitoring.run(args.redis_url, args.size, log=progress))
+        print_monitoring(results)
     return 0
+
+
+def print_monitoring(results: monitoring.Results) -> None:
+    """The three monitoring tables: app throughput, /metrics latency, CPU per check run."""
+    print("\n## Monitoring: app throughput under wrk (1 thread, 32 connections)\n")
+    print(throughput_table(results.app, baselines=()).replace("| wrk ", "| app "))
+    base = next((s.median for s in results.app if s.row == monitoring.APP_OFF), None)
+    print()
+    print(
+        table(
+            ["app", "median", "vs monitoring off"],
+            [[s.row, fmt(s.median), ratio(s.median, base)] for s in results.app],
+        )
+    )
+    print("\n## Monitoring: /metrics latency (sequential scrapes while the checks run)\n")
+    print(
+        table(
+            ["scrape", "p50", "p99", "max", "requests"],
+            [
+                [
+                    lat.label,
+                    f"{fmt(lat.quantile(0.5), 'ms')} ms",
+                    f"{fmt(lat.quantile(0.99), 'ms')} ms",
+                    f"{fmt(max(lat.samples, default=None), 'ms')} ms",
+                    str(len(lat.samples)),
+                ]
+                for lat in results.latency
+            ],
+        )
+    )
+    print("\n## Monitoring: CPU per 1,000 check runs (ms), beside blackbox_exporter\n")
+    rows = []
+    by_row: dict[str, dict[str, Series]] = {}
+    for s in results.cpu:
+        by_row.setdefault(s.row, {})[s.contender] = s
+    for row, pair in by_row.items():
+        ours, theirs = pair[monitoring.OURS], pair[monitoring.BLACKBOX]
+        rows.append([row, _spread(ours), _spread(theirs), ratio(ours.median, theirs.median)])
+    print(table(["work", "ours (median, min-max)", "blackbox_exporter", "ours / blackbox"], rows))
+    for note in results.notes:
+        print(f"- {note}")
+    print(flush=True)
+
+
+def _spread(s: Series) -> str:
+    if not s.samples:
+        return s.note or "no samples"
+    return f"{fmt(s.median, 'ms')} ({fmt(min(s.samples), 'ms')}-{fmt(max(s.samples), 'ms')})"
 
 
 def progress(line: str) -> None:
