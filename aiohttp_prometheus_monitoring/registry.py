@@ -35,10 +35,10 @@ REQUEST_FAMILIES = (
     "http_request_duration_seconds_count", "http_request_duration_seconds_created",
     "http_requests_in_progress",
 )  # fmt: skip
+_CHECK_NAMES = frozenset({*FAMILIES, f"{RUNS}_total", f"{RUNS}_created"})
+_REQUEST_NAMES = frozenset({"http_requests", *REQUEST_FAMILIES})
 #: names a check entry may not take: our families and the samples they expose
-RESERVED_NAMES = frozenset(
-    {*FAMILIES, f"{RUNS}_total", f"{RUNS}_created", "http_requests", *REQUEST_FAMILIES}
-)
+RESERVED_NAMES = _CHECK_NAMES | _REQUEST_NAMES
 
 
 class _Families(NamedTuple):
@@ -118,12 +118,23 @@ def is_ready(states: Iterable[CheckState]) -> bool:
     return all(state.up is True for state in states if state.critical)
 
 
-def create_registry(states: Sequence[CheckState], include_default: bool) -> CollectorRegistry:
-    """A registry of the app's own, holding our checks and, optionally, the default metrics."""
+def create_registry(
+    states: Sequence[CheckState], include_default: bool, request_metrics: bool = False
+) -> CollectorRegistry:
+    """A registry of the app's own, holding our checks and, optionally, the default metrics.
+
+    Args:
+        states: the checks' states, rendered at scrape time.
+        include_default: also pass on the default registry's metrics, bar those whose
+            names this registry has.
+        request_metrics: whether this registry will hold the request families (then a
+            default-registry family of the same name is left out).
+    """
     registry = CollectorRegistry()
     checks: Collector = ChecksCollector(states)
     registry.register(checks)
     if include_default:
-        taken = {*RESERVED_NAMES, *(state.name for state in states)}
+        ours = RESERVED_NAMES if request_metrics else _CHECK_NAMES
+        taken = {*ours, *(state.name for state in states)}
         registry.register(DefaultRegistryCollector(taken))
     return registry

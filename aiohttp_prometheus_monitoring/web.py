@@ -56,7 +56,9 @@ async def setup_monitoring(config: Mapping[str, Any], app: web.Application) -> N
     settings = load_config(config)
     checks = [(entry, entry.create_check(), CheckState.of(entry)) for entry in settings.metrics]
     states = tuple(state for _, _, state in checks)
-    registry = create_registry(states, settings.include_default_registry)
+    registry = create_registry(
+        states, settings.include_default_registry, settings.request_metrics is not None
+    )
     request_metrics = None
     if settings.request_metrics is not None:
         routes = (settings.route_ping, settings.route_metrics, settings.route_ready)

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import REGISTRY, Counter
 
 from tests.monitoring.conftest import Served, ServeFactory, poll, samples
 
@@ -143,3 +144,20 @@ async def test_sub_app_routes_are_labelled_with_their_prefix(serve: ServeFactory
     for handler in ("/api/items/{id}", ITEMS):
         key = ("http_requests_total", labels(method="GET", handler=handler, status="200"))
         assert values[key] == 1
+
+
+async def test_apps_own_default_registry_family_survives_when_off(serve: ServeFactory) -> None:
+    """Apps that count requests themselves in the default registry keep their series
+    unless they switch ours on, and then never get duplicates (Prometheus would reject)."""
+    theirs = Counter("http_requests", "The app's own count.", ["path"])  # default registry
+    try:
+        theirs.labels("/x").inc()
+        text = await (await serve({}, items_app())).metrics()
+        assert 'http_requests_total{path="/x"} 1.0' in text
+        served = await serve({"request_metrics": True}, items_app())
+        assert await get(served, "/items/1") == 200
+        text = await served.metrics()
+        assert 'path="/x"' not in text
+        assert text.count("# TYPE http_requests_total counter") == 1
+    finally:
+        REGISTRY.unregister(theirs)
