@@ -165,4 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MonitoringError as exc:  # nothing else can go wrong in setup: config was checked
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the address is taken, or not ours to bind
+        print(f"FAILED: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     return 0

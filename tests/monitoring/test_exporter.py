@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -299,6 +300,19 @@ async def test_unparseable_or_missing_file_is_a_config_error(tmp_path: Path) -> 
     code, output = await run_cli("--config", str(tmp_path / "absent.json"))
     assert code == 1
     assert "absent.json: cannot read" in output
+
+
+async def test_a_taken_port_is_reported_without_a_traceback() -> None:
+    """Two exporters on one port is a deploy mistake: say so in one line, exit 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, output = await run_cli("--config", str(EXAMPLE), "--port", str(port),
+                                     env={"PG_PASSWORD": "x"})  # fmt: skip
+    assert code == 1
+    assert f"FAILED: cannot listen on 127.0.0.1:{port}: " in output
+    assert "Traceback" not in output
 
 
 def test_json_yaml_and_wrapped_files_read_the_same(tmp_path: Path) -> None:
