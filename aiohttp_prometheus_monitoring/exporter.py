@@ -23,7 +23,7 @@ from aiohttp import web
 from ._version import __version__
 from .config import load_config
 from .errors import MonitoringError, WrongConfiguration
-from .web import setup_monitoring
+from .web import get_monitoring, setup_monitoring
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9180
@@ -95,12 +95,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return {"route_ready": "/ready", **data}
 
 
+ROUTES_KEY = web.AppKey("aiohttp_prometheus_monitoring.exporter.routes", str)
+
+
 async def index(request: web.Request) -> web.Response:
     """A landing page naming the routes, as Prometheus' own exporters have."""
     return web.Response(text=request.app[ROUTES_KEY])
-
-
-ROUTES_KEY = web.AppKey("aiohttp_prometheus_monitoring.exporter.routes", str)
 
 
 async def create_app(config: Mapping[str, Any]) -> web.Application:
@@ -111,10 +111,10 @@ async def create_app(config: Mapping[str, Any]) -> web.Application:
     """
     app = web.Application()
     await setup_monitoring(config, app)
-    defaults = {"route_ping": "/ping", "route_metrics": "/metrics", "route_ready": None}
-    routes = [config.get(key, default) for key, default in defaults.items()]
+    settings = get_monitoring(app).config
+    routes = [r for r in (settings.route_ping, settings.route_metrics, settings.route_ready) if r]
     app[ROUTES_KEY] = f"aiohttp_prometheus_monitoring exporter {__version__}\n" + "".join(
-        f"{route}\n" for route in routes if route
+        f"{route}\n" for route in routes
     )
     if "/" not in routes:
         app.router.add_get("/", index)

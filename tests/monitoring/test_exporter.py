@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
-from aiohttp_prometheus_monitoring import WrongConfiguration
+from aiohttp_prometheus_monitoring import WrongConfiguration, __version__
 from aiohttp_prometheus_monitoring.exporter import DEFAULT_CONFIG, read_config_file
 from tests.conftest import IN_CI
 from tests.monitoring.conftest import gauge, poll
@@ -199,6 +199,8 @@ async def test_default_exporter_is_scraped_by_prometheus_and_stops_on_sigterm(
     assert answer is not None
     assert answer[0] == 200
     assert json.loads(answer[1])["status"] == "pass"
+    assert await running.get("/") == (200, "aiohttp_prometheus_monitoring exporter "
+                                       f"{__version__}\n/ping\n/metrics\n/ready\n")  # fmt: skip
     url = await prometheus([running.target])
     targets = await scraped_up(url, [running.target])
     assert targets[running.target]["lastError"] == ""
