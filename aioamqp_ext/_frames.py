@@ -7,6 +7,7 @@ writing everything a loop iteration produced in one go keeps throughput close to
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,6 +20,11 @@ from .errors import ConfigurationError
 
 _FRAME_OVERHEAD = 8  # frame header (7 bytes) and frame-end octet
 _METHOD_CACHE_SIZE = 256  # encoded basic.publish frames kept, one per destination
+# basic.ack and basic.reject, encoded by hand (pamqp takes ~15 us a frame; this ~0.3 us):
+# frame type 1 (method), channel, payload size 13, class 60, method 80 (ack) or 90 (reject),
+# delivery tag, one octet of flags (multiple / requeue), frame end 0xCE.
+_SETTLE = struct.Struct(">BHIHHQBB")
+_FRAME_METHOD, _FRAME_END, _BASIC, _ACK, _REJECT = 1, 0xCE, 60, 80, 90
 
 
 class Outbox:
@@ -84,16 +90,23 @@ class Outbox:
             method = self._methods[key] = pamqp.frame.marshal(publish, self.channel_id)
         return method
 
-    def ack(self, delivery_tag: int) -> None:
-        """Queue a basic.ack of one delivery."""
-        self._queue([pamqp.commands.Basic.Ack(delivery_tag)])
+    def ack(self, delivery_tag: int, *, now: bool = False) -> None:
+        """Queue a basic.ack of one delivery; ``now``: write it at once if nothing is queued."""
+        frame = _SETTLE.pack(
+            _FRAME_METHOD, self.channel_id, 13, _BASIC, _ACK, delivery_tag, 0, _FRAME_END
+        )
+        if now and not self._pending and not self.closed:
+            self._write([frame])
+        else:
+            self._append([frame])
 
     def reject(self, delivery_tag: int, *, requeue: bool) -> None:
         """Queue a basic.reject of one delivery."""
-        self._queue([pamqp.commands.Basic.Reject(delivery_tag, requeue)])
-
-    def _queue(self, frames: list[Any]) -> None:
-        self._append([pamqp.frame.marshal(frame, self.channel_id) for frame in frames])
+        flags = int(requeue)
+        frame = _SETTLE.pack(
+            _FRAME_METHOD, self.channel_id, 13, _BASIC, _REJECT, delivery_tag, flags, _FRAME_END
+        )
+        self._append([frame])
 
     def _append(self, data: list[bytes]) -> None:
         if not self._pending:

@@ -231,15 +231,14 @@ class Connection:
         """Start consuming ``queue``; ``on_delivery`` is called (synchronously) per message."""
 
         async def deliver(channel: Any, body: bytes, envelope: Any, properties: Any) -> None:
-            values = {name: getattr(properties, name) for name in properties.__slots__}
             on_delivery(
                 Delivery(
-                    body=bytes(body),
-                    delivery_tag=envelope.delivery_tag,
-                    exchange=envelope.exchange_name,
-                    routing_key=envelope.routing_key,
-                    redelivered=bool(envelope.is_redeliver),
-                    properties={k: v for k, v in values.items() if v is not None},
+                    body,
+                    envelope.delivery_tag,
+                    envelope.exchange_name,
+                    envelope.routing_key,
+                    bool(envelope.is_redeliver),
+                    properties,
                 )
             )
 
@@ -258,10 +257,11 @@ class Connection:
         self._flush()
         await self._call("basic.cancel", lambda: self._channel.basic_cancel(consumer_tag))
 
-    async def ack(self, delivery_tag: int) -> None:
-        """Acknowledge one delivery (written with the next batch of frames)."""
+    async def ack(self, delivery_tag: int, *, now: bool = False) -> None:
+        """Acknowledge one delivery: written with the next batch of frames or, with ``now``
+        and nothing else queued, at once (a lone handler: nothing to batch it with)."""
         self._check_open("basic.ack")
-        self._outbox.ack(delivery_tag)  # type: ignore[union-attr]  # open implies an outbox
+        self._outbox.ack(delivery_tag, now=now)  # type: ignore[union-attr]  # open: an outbox
         await self._backpressure("basic.ack")
 
     async def reject(self, delivery_tag: int, *, requeue: bool) -> None:

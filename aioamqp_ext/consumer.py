@@ -11,13 +11,14 @@ from typing import Any, Self
 from ._transport import Connection, Delivery
 from .base import BaseAmqp
 from .errors import AmqpConnectionError, AmqpExtError, ConfigurationError
-from .serializers import serializer_for
+from .serializers import Serializer, serializer_for
 
 __all__ = ["BaseConsumer"]
 
 logger = logging.getLogger(__name__)
 
 RETRY_HEADER = "x-aioamqp-ext-retries"
+_SERIALIZER_CACHE_SIZE = 16  # content types remembered; a queue rarely carries more than one
 _BINDING_BY_TYPE = {"topic": "#", "fanout": "", "headers": ""}
 
 
@@ -39,6 +40,7 @@ class BaseConsumer(BaseAmqp):
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop: asyncio.Event | None = None
         self._lost_error: AmqpConnectionError | None = None
+        self._serializers: dict[str | None, Serializer] = {}  # by content type, as received
 
     async def process_request(self, data: Any) -> None:
         """Handle one message's deserialized payload; raise to reject it.
@@ -90,32 +92,41 @@ class BaseConsumer(BaseAmqp):
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, conn: Connection, delivery: Delivery) -> None:
-        where = f"{type(self).__name__}: queue {self.config.queue!r}: message {delivery.message_id}"
+        # The hot path: the deserializer comes from a small per-content-type cache, and the
+        # text naming the message for logs is only built when something goes wrong.
+        content_type = delivery.content_type
         try:
-            serializer = serializer_for(delivery.content_type, self.config.serializer)
+            serializer = self._serializers.get(content_type)
+            if serializer is None:
+                serializer = serializer_for(content_type, self.config.serializer)
+                if len(self._serializers) < _SERIALIZER_CACHE_SIZE:
+                    self._serializers[content_type] = serializer
             data = serializer.deserialize(delivery.body)
         except Exception as exc:  # any serializer failure makes the message poison
             logger.error(
                 "%s rejected: cannot deserialize (%s)",
-                where,
+                self._where(delivery),
                 exc,
                 extra={"message_id": delivery.message_id, "queue": self.config.queue},
             )
-            await self._settle(conn, delivery, ack=False, where=where)
+            await self._settle(conn, delivery, ack=False)
             return
         try:
             result = self.process_request(data)
             if inspect.isawaitable(result):  # a plain ``def`` handler works too
                 await result
         except Exception as exc:
-            await self._failed(conn, delivery, where, exc)
+            await self._failed(conn, delivery, exc)
             return
-        await self._settle(conn, delivery, ack=True, where=where)
+        await self._settle(conn, delivery, ack=True)
 
-    async def _failed(
-        self, conn: Connection, delivery: Delivery, where: str, error: Exception
-    ) -> None:
+    def _where(self, delivery: Delivery) -> str:
+        """How log lines name a message."""
+        return f"{type(self).__name__}: queue {self.config.queue!r}: message {delivery.message_id}"
+
+    async def _failed(self, conn: Connection, delivery: Delivery, error: Exception) -> None:
         """Retry a failed message (republish with a counter, then ack) or reject it."""
+        where = self._where(delivery)
         retries = delivery.headers.get(RETRY_HEADER, 0)
         retries = retries if isinstance(retries, int) else 0
         extra = {"message_id": delivery.message_id, "queue": self.config.queue}
@@ -135,23 +146,25 @@ class BaseConsumer(BaseAmqp):
             except (AmqpExtError, TimeoutError) as exc:
                 logger.error("%s could not be retried (%s); rejecting it", where, exc, extra=extra)
             else:
-                await self._settle(conn, delivery, ack=True, where=where)
+                await self._settle(conn, delivery, ack=True)
                 return
         else:
             logger.error("%s rejected: handler failed", where, exc_info=error, extra=extra)
-        await self._settle(conn, delivery, ack=False, where=where)
+        await self._settle(conn, delivery, ack=False)
 
-    async def _settle(self, conn: Connection, delivery: Delivery, *, ack: bool, where: str) -> None:
+    async def _settle(self, conn: Connection, delivery: Delivery, *, ack: bool) -> None:
         try:
             if ack:
-                await conn.ack(delivery.delivery_tag)
+                # A lone handler (prefetch 1, or a quiet queue) has no other ack to share a
+                # write with: send it now rather than one loop iteration later.
+                await conn.ack(delivery.delivery_tag, now=len(self._tasks) <= 1)
             else:
                 await conn.reject(delivery.delivery_tag, requeue=False)
         except AmqpConnectionError as exc:
             # Its delivery tag belongs to the lost channel: never settle it on a new one.
             logger.debug(
                 "%s not %s (%s); the broker will redeliver it",
-                where,
+                self._where(delivery),
                 "acked" if ack else "rejected",
                 exc,
                 extra={"message_id": delivery.message_id, "queue": self.config.queue},
