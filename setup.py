@@ -25,6 +25,8 @@ EXTRAS["test"] = [
     "pytest-timeout>=2.3",
     "build>=1.0",
 ]
+# The benchmarks' contenders and profilers (python -m benchmarks, scripts/bench).
+EXTRAS["bench"] = ["aio-pika>=9.4", "faststream[rabbit]>=0.5", "py-spy>=0.3", "pyinstrument>=4.6"]
 EXTRAS["lint"] = ["ruff>=0.6", "mypy>=1.11"]
 EXTRAS["docs"] = ["sphinx>=7.2", "myst-parser>=3.0", "furo>=2024.1"]
 EXTRAS["dev"] = sorted({*EXTRAS["test"], *EXTRAS["lint"], *EXTRAS["docs"], "tox>=4"})

@@ -7,8 +7,9 @@ import asyncio
 import os
 import platform
 import sys
+from urllib.parse import urlsplit
 
-from . import amqp, monitoring
+from . import amqp, memory, monitoring
 from ._report import Series, fmt, ratio, table, throughput_table
 
 
@@ -54,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     if "monitoring" in parts:
         results = asyncio.run(monitoring.run(args.redis_url, args.size, log=progress))
         print_monitoring(results)
+    if "memory" in parts:
+        redis_port = urlsplit(args.redis_url).port or 6379
+        growths = asyncio.run(memory.run(args.amqp_url, redis_port, args.size, log=progress))
+        print("\n## Memory: RSS after a tenth of the work and at the end\n")
+        print(table(["work", "RSS warm", "RSS end", "growth"], [
+            [g.label, f"{g.warm / 2**20:.1f} MiB", f"{g.end / 2**20:.1f} MiB", f"{g.growth:+.1%}"]
+            for g in growths
+        ]), flush=True)  # fmt: skip
     return 0
 
 

@@ -34,8 +34,8 @@ SIZES = {
                    transient=300),
     "quick": Sizes(rounds=3, consume=6000, consume_p1=1500, pipelined=6000, one_by_one=600,
                    transient=12000),
-    "full": Sizes(rounds=7, consume=30000, consume_p1=6000, pipelined=30000, one_by_one=2000,
-                  transient=60000),
+    "full": Sizes(rounds=5, consume=20000, consume_p1=5000, pipelined=20000, one_by_one=1500,
+                  transient=40000),
 }  # fmt: skip
 
 CONSUME_100 = "consume, no-op handler, prefetch 100"

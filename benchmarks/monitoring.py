@@ -29,7 +29,7 @@ class Sizes:
 SIZES = {
     "smoke": Sizes(rounds=1, wrk_seconds=1, scrapes=20, cpu_seconds=2, checks_for_cpu=20),
     "quick": Sizes(rounds=2, wrk_seconds=5, scrapes=200, cpu_seconds=6, checks_for_cpu=100),
-    "full": Sizes(rounds=5, wrk_seconds=10, scrapes=1000, cpu_seconds=20, checks_for_cpu=100),
+    "full": Sizes(rounds=3, wrk_seconds=10, scrapes=500, cpu_seconds=10, checks_for_cpu=100),
 }
 
 APP_OFF = "app, monitoring off"
