@@ -19,18 +19,23 @@ from ._report import Series
 
 @dataclass(frozen=True, slots=True)
 class Sizes:
-    rounds: int
+    rounds: int  # of the wrk row
     wrk_seconds: float
-    scrapes: int
+    latency_rounds: int
+    scrapes: int  # per round and configuration
+    cpu_rounds: int
     cpu_seconds: float
     checks_for_cpu: int  # checks at sleep_time 1 s: about this many runs per second
 
 
 SIZES = {
-    "smoke": Sizes(rounds=1, wrk_seconds=1, scrapes=20, cpu_seconds=2, checks_for_cpu=20),
-    "quick": Sizes(rounds=2, wrk_seconds=5, scrapes=200, cpu_seconds=6, checks_for_cpu=100),
-    "full": Sizes(rounds=3, wrk_seconds=10, scrapes=500, cpu_seconds=10, checks_for_cpu=100),
-}
+    "smoke": Sizes(rounds=1, wrk_seconds=1, latency_rounds=1, scrapes=20, cpu_rounds=1,
+                   cpu_seconds=2, checks_for_cpu=20),
+    "quick": Sizes(rounds=2, wrk_seconds=4, latency_rounds=1, scrapes=200, cpu_rounds=1,
+                   cpu_seconds=4, checks_for_cpu=100),
+    "full": Sizes(rounds=3, wrk_seconds=10, latency_rounds=3, scrapes=500, cpu_rounds=3,
+                  cpu_seconds=10, checks_for_cpu=100),
+}  # fmt: skip
 
 APP_OFF = "app, monitoring off"
 APP_CHECKS = "app, 100 checks at sleep_time 1 s"
@@ -149,7 +154,7 @@ async def metrics_latency(env: Env) -> list[Latency]:
         "/metrics, 1,000 checks (sleep_time 10 s)": ("1000", "10"),
     }
     pooled: dict[str, list[float]] = {label: [] for label in configs}
-    for _ in range(env.sizes.rounds):
+    for _ in range(env.sizes.latency_rounds):
         for label, (checks, sleep_time) in configs.items():
             process, base = env.app("--checks", checks, "--kind", "mixed",
                                     "--sleep-time", sleep_time)  # fmt: skip
@@ -185,7 +190,7 @@ async def check_cpu(env: Env, workdir: Path) -> tuple[list[Series], list[str]]:
     with blackbox:
         if binary is not None:
             await wait_http(blackbox, f"http://127.0.0.1:{bb_port}/metrics")
-        for round_ in range(env.sizes.rounds):
+        for round_ in range(env.sizes.cpu_rounds):
             for kind in CHECK_KINDS:
                 pair: list[Any] = ["ours", "theirs"] if round_ % 2 == 0 else ["theirs", "ours"]
                 for who in pair:
