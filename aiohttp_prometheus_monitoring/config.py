@@ -209,7 +209,7 @@ def _entry(index: int, entry: Any, seen: dict[str, int]) -> tuple[CheckConfig | 
         check_class=cls,
         sleep_time=sleep_time,
         timeout=timeout if timeout is not None else default_timeout(sleep_time),
-        critical=critical is not False,
+        critical=bool(critical),
         params=MappingProxyType(dict(params)),
         secrets=secrets,
     ), []
