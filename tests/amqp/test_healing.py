@@ -100,7 +100,7 @@ async def test_connections_closed_by_an_operator_are_healed(
 ) -> None:
     """rabbitmqctl close_connection (320 CONNECTION_FORCED) must not stop producer or consumer."""
     caplog.set_level(logging.INFO, logger="aioamqp_ext")
-    names = {"exchange": amqp_names.exchange, **FAST}
+    names: dict[str, Any] = {"exchange": amqp_names.exchange, **FAST}
     consumer = Recorder(
         url=amqp_url,
         queue=amqp_names.queue,
@@ -208,7 +208,7 @@ async def test_a_publish_during_an_outage_waits_for_the_connection_then_raises(
     """During an outage a publish waits up to publish_timeout, then fails with a typed error."""
     await broker.declare(exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="k")
     fault, url = await fault_proxy(amqp_url)
-    options = {"url": url, "exchange": amqp_names.exchange, **FAST}
+    options: dict[str, Any] = {"url": url, "exchange": amqp_names.exchange, **FAST}
     hasty = BaseProducer(publish_timeout=0.5, **options)
     patient = BaseProducer(publish_timeout=10, **options)
     async with hasty, patient:
@@ -244,7 +244,7 @@ async def test_close_during_an_outage_returns_within_its_timeout_and_leaks_no_ta
 ) -> None:
     """Shutting down while the broker is away must neither hang nor leave tasks behind."""
     fault, url = await fault_proxy(amqp_url)
-    options = {"exchange": amqp_names.exchange, "close_timeout": 1.0, **FAST}
+    options: dict[str, Any] = {"exchange": amqp_names.exchange, "close_timeout": 1.0, **FAST}
     consumer = Recorder(url=url, queue=amqp_names.queue, routing_key="k", **options)
     producer = BaseProducer(url=url, **options)
     await consumer.consume()

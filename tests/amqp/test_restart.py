@@ -71,7 +71,7 @@ async def test_consumer_resumes_within_5_s_of_a_broker_restart_and_nothing_confi
     """Broker restarts are routine in production; they must cost seconds, never messages."""
     caplog.set_level(logging.INFO, logger="aioamqp_ext")
     url = restartable_broker
-    options = {"url": url, "exchange": amqp_names.exchange, "publish_timeout": 60.0}
+    options: dict[str, Any] = {"url": url, "exchange": amqp_names.exchange, "publish_timeout": 60.0}
     consumer = Tally(queue=amqp_names.queue, routing_key="k", prefetch_count=50, **options)
     producer = BaseProducer(**options)
     confirmed: set[str] = set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 from collections import Counter
@@ -51,7 +52,7 @@ async def test_no_confirmed_message_is_lost_across_cuts_and_operator_closes(
     """The core promise: a publish that returned means the consumer gets it, faults or not."""
     caplog.set_level(logging.INFO, logger="aioamqp_ext")
     fault, url = await fault_proxy(amqp_url)
-    options = {"url": url, "exchange": amqp_names.exchange, "reconnect_delay": 0.05}
+    options: dict[str, Any] = {"url": url, "exchange": amqp_names.exchange, "reconnect_delay": 0.05}
     consumer = Tally(
         queue=amqp_names.queue,
         routing_key="k",
@@ -89,11 +90,14 @@ async def test_no_confirmed_message_is_lost_across_cuts_and_operator_closes(
                 await asyncio.sleep(ahead)
         await asyncio.gather(*tasks)
 
+    def reached(threshold: int) -> bool:
+        return len(confirmed) >= threshold
+
     async def inject_faults() -> list[str]:
         done = []
         for k in range(FAULTS):
             threshold = (k + 1) * TOTAL // (FAULTS + 2)
-            await wait_until(lambda t=threshold: len(confirmed) >= t, 60, f"{threshold} confirmed")
+            await wait_until(functools.partial(reached, threshold), 60, f"{threshold} confirmed")
             if k % 2 == 0:
                 assert fault.cut() == 2
                 done.append("proxy cut")
