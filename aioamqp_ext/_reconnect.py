@@ -47,6 +47,7 @@ class Link:
         owner: how log lines name the owner.
         setup: declares the owner's topology on a new connection (and starts consuming).
         on_lost: told of each loss, after the link reacted to it.
+        on_healed: told of each connection healed (for the reconnects metric).
     """
 
     def __init__(
@@ -56,12 +57,14 @@ class Link:
         owner: str,
         setup: Callable[[Connection], Awaitable[None]],
         on_lost: Callable[[AmqpConnectionError], None],
+        on_healed: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.owner = owner
         self.conn: Connection | None = None
         self._setup = setup
         self._on_lost = on_lost
+        self._on_healed = on_healed
         self._lock = asyncio.Lock()
         self._connected = asyncio.Event()
         self._healer: asyncio.Task[None] | None = None
@@ -206,6 +209,8 @@ class Link:
             break
         self._healer = None
         self._install(conn)
+        if self._on_healed is not None:
+            self._on_healed()
         logger.info(
             "%s reconnected to %s after %d %s in %.2f s",
             self.owner,

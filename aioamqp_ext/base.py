@@ -7,7 +7,7 @@ import logging
 import warnings
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from ._noloop import DONE, cancel_all
 from ._reconnect import Link
@@ -15,6 +15,11 @@ from ._transport import Connection
 from .config import DEFAULT_URL, AmqpConfig
 from .errors import AmqpConnectionError, AmqpExtError, AmqpTimeoutError, ClosedError
 from .serializers import Serializer
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from .metrics import ConsumerMetrics, ProducerMetrics
 
 __all__ = ["BaseAmqp"]
 
@@ -54,6 +59,8 @@ class BaseAmqp:
         reconnect_max_delay: cap of that delay.
         connection_name: the name the broker shows for the connection (management UI,
             ``rabbitmqctl list_connections``); by default the class, pid and host.
+        registry: a prometheus-client ``CollectorRegistry`` to record the ``amqp_*`` metrics
+            in (see :mod:`aioamqp_ext.metrics`); None records none.
 
     Raises:
         ConfigurationError: an invalid option (also a ValueError), naming it.
@@ -85,6 +92,7 @@ class BaseAmqp:
         reconnect_delay: float = 0.5,
         reconnect_max_delay: float = 5.0,
         connection_name: str | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         if loop is not None:
             warnings.warn(
@@ -122,6 +130,10 @@ class BaseAmqp:
         self._private_loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._close_done = asyncio.Event()
+        self._metrics: ConsumerMetrics | ProducerMetrics | None = None
+        self._reconnects = 0
+        if registry is not None:
+            self.attach_metrics(registry)
 
     def __repr__(self) -> str:
         cfg = self.config
@@ -139,6 +151,24 @@ class BaseAmqp:
     def closed(self) -> bool:
         """True once ``close()`` was called."""
         return self._closed
+
+    @property
+    def reconnects(self) -> int:
+        """Connections healed after a loss so far."""
+        return self._reconnects
+
+    def attach_metrics(self, registry: CollectorRegistry) -> None:
+        """Record this client's ``amqp_*`` metrics in ``registry``; idempotent.
+
+        Args:
+            registry: a prometheus-client ``CollectorRegistry``, e.g. a monitoring app's.
+        """
+        from .metrics import attach_metrics  # prometheus-client only when metrics are asked for
+
+        attach_metrics(self, registry)
+
+    def _healed(self) -> None:
+        self._reconnects += 1
 
     @property
     def is_connected(self) -> bool:
@@ -199,7 +229,11 @@ class BaseAmqp:
                 )
             self._loop = loop
             self._link = Link(
-                self.config, owner=type(self).__name__, setup=self._setup, on_lost=self._on_lost
+                self.config,
+                owner=type(self).__name__,
+                setup=self._setup,
+                on_lost=self._on_lost,
+                on_healed=self._healed,
             )
         return self._link
 

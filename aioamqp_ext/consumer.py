@@ -6,18 +6,22 @@ import asyncio
 import inspect
 import logging
 import signal
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from ._transport import Connection, Delivery
 from .base import BaseAmqp
 from .errors import AmqpConnectionError, AmqpExtError, ConfigurationError
 from .serializers import Serializer, serializer_for
 
+if TYPE_CHECKING:
+    from .metrics import ConsumerMetrics
+
 __all__ = ["BaseConsumer"]
 
 logger = logging.getLogger(__name__)
 
 RETRY_HEADER = "x-aioamqp-ext-retries"
+ACK, DEAD_LETTER, RETRY = range(3)  # outcomes, as indexes of the metrics' counts
 _SERIALIZER_CACHE_SIZE = 16  # content types remembered; a queue rarely carries more than one
 _BINDING_BY_TYPE = {"topic": "#", "fanout": "", "headers": ""}
 
@@ -31,6 +35,8 @@ class BaseConsumer(BaseAmqp):
     retries for a raising handler), so it goes to the queue's dead-letter exchange.
     Up to ``prefetch_count`` handlers run at once.
     """
+
+    _metrics: ConsumerMetrics | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -87,7 +93,9 @@ class BaseConsumer(BaseAmqp):
 
     def _dispatch(self, conn: Connection, delivery: Delivery) -> None:
         """Run the handler as a task: aioamqp would otherwise run one message at a time."""
-        task = asyncio.create_task(self._handle(conn, delivery))
+        handling = self._handle(conn, delivery)
+        metrics = self._metrics
+        task = asyncio.create_task(handling if metrics is None else metrics.timed(handling))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -146,13 +154,16 @@ class BaseConsumer(BaseAmqp):
             except (AmqpExtError, TimeoutError) as exc:
                 logger.error("%s could not be retried (%s); rejecting it", where, exc, extra=extra)
             else:
-                await self._settle(conn, delivery, ack=True)
+                await self._settle(conn, delivery, ack=True, result=RETRY)
                 return
         else:
             logger.error("%s rejected: handler failed", where, exc_info=error, extra=extra)
         await self._settle(conn, delivery, ack=False)
 
-    async def _settle(self, conn: Connection, delivery: Delivery, *, ack: bool) -> None:
+    async def _settle(
+        self, conn: Connection, delivery: Delivery, *, ack: bool, result: int | None = None
+    ) -> None:
+        """Ack or reject; ``result`` (a metrics index) defaults to ack or dead-letter."""
         try:
             if ack:
                 # A lone handler (prefetch 1, or a quiet queue) has no other ack to share a
@@ -160,6 +171,10 @@ class BaseConsumer(BaseAmqp):
                 await conn.ack(delivery.delivery_tag, now=len(self._tasks) <= 1)
             else:
                 await conn.reject(delivery.delivery_tag, requeue=False)
+            if self._metrics is not None:
+                self._metrics.counts[
+                    (ACK if ack else DEAD_LETTER) if result is None else result
+                ] += 1
         except AmqpConnectionError as exc:
             # Its delivery tag belongs to the lost channel: never settle it on a new one.
             logger.debug(
@@ -207,6 +222,11 @@ class BaseConsumer(BaseAmqp):
             self._lost_error = error
             if self._stop is not None:
                 self._stop.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Messages being handled right now."""
+        return len(self._tasks)
 
     def stop(self) -> None:
         """Ask :meth:`run` (or :meth:`serve`) to close and return; safe from any thread."""

@@ -6,10 +6,13 @@ import asyncio
 import uuid
 from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import BaseAmqp
 from .errors import AmqpConnectionError, ConfigurationError, PublishTimeoutError
+
+if TYPE_CHECKING:
+    from .metrics import ProducerMetrics
 
 __all__ = ["BaseProducer"]
 
@@ -22,6 +25,8 @@ class BaseProducer(BaseAmqp):
     Takes the options of :class:`~aioamqp_ext.base.BaseAmqp`. The producer connects (and
     declares its exchange, unless it is the default exchange ``''``) on first use.
     """
+
+    _metrics: ProducerMetrics | None
 
     def publish_message(
         self,
@@ -72,6 +77,11 @@ class BaseProducer(BaseAmqp):
         key = self._routing_key(routing_key)
         body = self.config.serializer.serialize(payload)
         props = self._properties(properties)
+        metrics = self._metrics
+        if metrics is not None:
+            return self._now_or_later(
+                lambda: metrics.counted(self._publish(body, key, props, mandatory))
+            )
         return self._now_or_later(lambda: self._publish(body, key, props, mandatory))
 
     def _routing_key(self, routing_key: str | None) -> str:
