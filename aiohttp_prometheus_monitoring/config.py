@@ -23,6 +23,7 @@ from ._redact import redact, safe_repr, secrets_of
 from .auth import AuthConfig, load_auth
 from .errors import WrongConfiguration
 from .metrics.base import Check, kind_of
+from .pushgateway import PushgatewayConfig, load_pushgateway
 from .registry import RESERVED_NAMES
 
 NAME_PATTERN = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -31,6 +32,7 @@ DEFAULT_TIMEOUT_SHARE = 0.8  # of sleep_time: a run ends before the next one is 
 TOP_KEYS = (
     "route_ping", "route_metrics", "route_ready", "metrics", "include_default_registry",
     "request_metrics", "request_metrics_buckets", "request_metrics_monitoring_routes", "auth",
+    "pushgateway",
 )  # fmt: skip
 ENTRY_KEYS = ("name", "description", "module", "sleep_time", "timeout", "critical", "params")
 #: prometheus-client's default histogram buckets, in seconds
@@ -87,6 +89,7 @@ class MonitoringConfig:
     request_metrics: RequestMetricsConfig | None = None  # None: off
     auth: AuthConfig | None = None  # None: the monitoring routes are open
     metrics: tuple[CheckConfig, ...] = ()
+    pushgateway: PushgatewayConfig | None = None  # None: no pushing
 
 
 def _hint(word: str, choices: tuple[str, ...]) -> str:
@@ -251,7 +254,8 @@ def load_config(raw: Mapping[str, Any]) -> MonitoringConfig:
 
     Args:
         raw: the MONITORING dict (``route_ping``, ``route_metrics``, ``route_ready``,
-            ``metrics``, ``include_default_registry``, ``request_metrics*``, ``auth``); it
+            ``metrics``, ``include_default_registry``, ``request_metrics*``, ``auth``,
+            ``pushgateway``); it
             is only read.
 
     Raises:
@@ -274,6 +278,8 @@ def load_config(raw: Mapping[str, Any]) -> MonitoringConfig:
     request_metrics = _request_metrics(raw, problems)
     auth, auth_problems = load_auth(raw.get("auth"))
     problems += auth_problems
+    pushgateway, push_problems = load_pushgateway(raw.get("pushgateway"))
+    problems += push_problems
     entries = raw.get("metrics", [])
     checks: list[CheckConfig] = []
     if isinstance(entries, list | tuple):
@@ -295,4 +301,5 @@ def load_config(raw: Mapping[str, Any]) -> MonitoringConfig:
         request_metrics=request_metrics,
         auth=auth,
         metrics=tuple(checks),
+        pushgateway=pushgateway,
     )

@@ -14,6 +14,7 @@ from ._exposition import metrics_handler
 from .config import MonitoringConfig, load_config
 from .errors import MonitoringError
 from .middleware import RequestMetrics
+from .pushgateway import pushing
 from .readiness import ready_handler
 from .registry import create_registry
 from .scheduler import CheckState, Scheduler
@@ -75,6 +76,8 @@ async def setup_monitoring(config: Mapping[str, Any], app: web.Application) -> N
     if settings.route_ready is not None:
         app.router.add_get(settings.route_ready, guard(ready_handler(states)))
     app.cleanup_ctx.append(_run_checks)
+    if settings.pushgateway is not None:
+        app.cleanup_ctx.append(pushing(settings.pushgateway, registry))
 
 
 def _open(handler: Handler) -> Handler:

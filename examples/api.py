@@ -2,6 +2,11 @@
 
     python examples/api.py          # then: curl http://127.0.0.1:8080/metrics
                                     #       curl http://127.0.0.1:8080/ready
+    curl -X POST -d '{"order": 1}' http://127.0.0.1:8080/orders   # for examples/worker.py
+
+``POST /orders`` publishes the order with a ``BaseProducer`` (publisher confirms) to the
+exchange ``EXCHANGE`` (default ``shop``), routing key ``orders.created``; its
+``amqp_messages_published_total`` shows on ``/metrics`` beside the checks.
 
 Where it listens: ``API_HOST`` and ``API_PORT`` (default 127.0.0.1:8080). What it watches:
 ``REDIS_URL``, ``AMQP_URL`` and ``PG_DSN`` (loopback defaults, as ``scripts/services`` brings
@@ -12,18 +17,22 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from aiohttp_prometheus_monitoring import setup_monitoring
+from aioamqp_ext import AmqpExtError, BaseProducer
+from aiohttp_prometheus_monitoring import REGISTRY_KEY, setup_monitoring
 
 HOST = os.environ.get("API_HOST", "127.0.0.1")
 PORT = int(os.environ.get("API_PORT", "8080"))
 REDIS = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PG_DSN = os.environ.get("PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+EXCHANGE = os.environ.get("EXCHANGE", "shop")
+PRODUCER = web.AppKey("producer", BaseProducer)
 
 MONITORING: dict[str, Any] = {
     "route_ping": "/ping",
@@ -71,11 +80,43 @@ async def hello(request: web.Request) -> web.Response:
     return web.json_response({"hello": request.query.get("name", "world")})
 
 
+async def create_order(request: web.Request) -> web.Response:
+    """Publish an order for the worker; 202 once the broker confirmed it, 503 if it could not."""
+    try:
+        order = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="expected a JSON order") from None
+    if not isinstance(order, dict) or "order" not in order:
+        raise web.HTTPBadRequest(text='expected {"order": ...}')
+    try:
+        await request.app[PRODUCER].publish_message(order, routing_key="orders.created")
+    except AmqpExtError as exc:
+        raise web.HTTPServiceUnavailable(text=f"order not queued: {exc}") from None
+    return web.json_response({"queued": order["order"]}, status=202)
+
+
+async def run_producer(app: web.Application) -> AsyncIterator[None]:
+    """Connect the producer at start-up (a broker down now is retried on first publish)."""
+    producer = app[PRODUCER]
+    try:
+        await producer.connect()
+    except AmqpExtError as exc:
+        logging.getLogger(__name__).warning("no broker yet (%s); orders will wait for it", exc)
+    try:
+        yield
+    finally:
+        await producer.close()
+
+
 async def create_app() -> web.Application:
     """The API, with health checks of its dependencies and /ping and /metrics."""
     app = web.Application()
     app.router.add_get("/hello", hello)
+    app.router.add_post("/orders", create_order)
     await setup_monitoring(MONITORING, app)
+    app[PRODUCER] = BaseProducer(url=AMQP_URL, exchange=EXCHANGE, registry=app[REGISTRY_KEY],
+                                 connect_timeout=5, publish_timeout=10)  # fmt: skip
+    app.cleanup_ctx.append(run_producer)
     return app
 
 

@@ -110,6 +110,7 @@ async def test_examples_worker_and_producer(amqp_url: str, amqp_names: AmqpNames
         "QUEUE": amqp_names.queue,
         "DEAD_LETTER_EXCHANGE": amqp_names.dead_letter_exchange,
         "PYTHONPATH": str(ROOT),
+        "WORKER_PORT": "off",  # its monitoring server is tested in tests/workers
     }
     worker = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -1,0 +1,139 @@
+"""Monitoring for workers: an ``aioamqp_ext`` consumer's metrics and readiness, served over a
+tiny HTTP server of ours (``/ping``, ``/metrics``, ``/ready``) and/or pushed to a Pushgateway.
+
+``aioamqp_ext`` is only imported by the caller: this module takes its objects as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol
+
+from aiohttp import web
+
+from .metrics.base import BaseMetric
+from .web import REGISTRY_KEY, setup_monitoring
+
+__all__ = ["DEFAULT_WORKER_MONITORING", "ClientConnectedMetric", "serve_worker",
+           "setup_worker_monitoring"]  # fmt: skip
+
+logger = logging.getLogger(__name__)
+
+#: the worker's own monitoring when none is given: the three routes, no other checks
+DEFAULT_WORKER_MONITORING: Mapping[str, Any] = {
+    "route_ping": "/ping",
+    "route_metrics": "/metrics",
+    "route_ready": "/ready",
+}
+READINESS_PERIOD = 1.0  # seconds between two looks at a client's connection
+_NOT_NAME = re.compile(r"[^a-zA-Z0-9_]+")
+
+
+class AmqpClient(Protocol):
+    """What we use of an ``aioamqp_ext`` producer or consumer."""
+
+    @property
+    def is_connected(self) -> bool: ...
+
+    def attach_metrics(self, registry: Any) -> None: ...
+
+
+class ClientConnectedMetric(BaseMetric):
+    """Up while an ``aioamqp_ext`` client is connected, its topology declared and, for a
+    consumer, consuming (a consumer's connection only counts once it consumes).
+
+    Args:
+        client: the producer or consumer.
+    """
+
+    kind: ClassVar[str] = "amqp_client"
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client=client)
+        self.client = client
+
+    async def check(self) -> bool:
+        """Whether the client is connected right now (a look, no network call)."""
+        return bool(self.client.is_connected) and not getattr(self.client, "closed", False)
+
+    def __repr__(self) -> str:
+        return f"ClientConnectedMetric({self.client!r})"
+
+
+def _check_entry(client: Any) -> dict[str, Any]:
+    config = getattr(client, "config", None)
+    what = getattr(config, "queue", "") or getattr(config, "exchange", "") or "client"
+    return {
+        "name": "monitoring_amqp_" + _NOT_NAME.sub("_", what).strip("_"),
+        "description": f"Whether the AMQP client of {what!r} is connected (and consuming)",
+        "module": f"{__name__}.ClientConnectedMetric",
+        "sleep_time": READINESS_PERIOD,
+        "timeout": READINESS_PERIOD / 2,
+        "params": {"client": client},
+    }
+
+
+async def setup_worker_monitoring(
+    config: Mapping[str, Any] | None, app: web.Application, *clients: AmqpClient
+) -> None:
+    """``setup_monitoring`` for a worker: ``clients``' ``amqp_*`` metrics in the app's
+    registry, and one critical check per client, so that ``/ready`` means "connected and
+    consuming".
+
+    Args:
+        config: a MONITORING dict (None: ``/ping``, ``/metrics`` and ``/ready``, no other
+            check); its ``pushgateway`` key, if any, pushes the registry on an interval and
+            once at shutdown.
+        app: the worker's (small) application, before it starts.
+        *clients: ``aioamqp_ext`` consumers and producers.
+
+    Raises:
+        WrongConfiguration: the config has problems (also a clash of two clients' check names).
+    """
+    settings = dict(DEFAULT_WORKER_MONITORING if config is None else config)
+    settings["metrics"] = [*settings.get("metrics", []), *(_check_entry(c) for c in clients)]
+    await setup_monitoring(settings, app)
+    for client in clients:
+        client.attach_metrics(app[REGISTRY_KEY])
+
+
+async def serve_worker(
+    consumer: Any,
+    config: Mapping[str, Any] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = 9101,
+    clients: tuple[AmqpClient, ...] = (),
+    handle_signals: bool = True,
+) -> None:
+    """Run a consumer until SIGINT/SIGTERM with its monitoring, then stop both cleanly.
+
+    The consumer closes first (in-flight messages finish), then the monitoring stops, so a
+    final Pushgateway push carries the final numbers.
+
+    Args:
+        consumer: an ``aioamqp_ext.BaseConsumer``; its ``serve()`` is awaited.
+        config: the worker's MONITORING dict (see :func:`setup_worker_monitoring`).
+        host: where the HTTP server listens.
+        port: its port; None for no HTTP server (pushing only).
+        clients: further clients to monitor (a producer the worker publishes with).
+        handle_signals: let the consumer handle SIGINT/SIGTERM.
+
+    Raises:
+        WrongConfiguration: the config has problems.
+        OSError: the port cannot be bound.
+    """
+    app = web.Application()
+    await setup_worker_monitoring(config, app, consumer, *clients)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        if port is not None:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            logger.info("worker monitoring on http://%s:%d/metrics", host, port)
+        await consumer.serve(handle_signals=handle_signals)
+    finally:
+        await runner.cleanup()
