@@ -96,8 +96,11 @@ class Outbox:
         routing_key: str,
         properties: Mapping[str, Any],
         mandatory: bool,
+        now: bool = False,
     ) -> None:
         """Queue a publish: every frame is encoded first, so a bad property queues nothing.
+
+        With ``now`` and nothing else queued, the frames are written at once.
 
         Raises:
             ConfigurationError: ``properties`` holds an unknown or ill-typed property.
@@ -117,13 +120,16 @@ class Outbox:
                 raise ConfigurationError(f"publish_message: properties: {exc}") from None
         if len(body) <= chunk:  # one body frame: the usual case
             start = _BODY_START.pack(3, self.channel_id, len(body))
-            self._append([method, header, start, body, _END] if body else [method, header])
-            return
-        data = [method, header]
-        for i in range(0, len(body), chunk):
-            piece = body[i : i + chunk]
-            data += (_BODY_START.pack(3, self.channel_id, len(piece)), piece, _END)
-        self._append(data)
+            data = [method, header, start, body, _END] if body else [method, header]
+        else:
+            data = [method, header]
+            for i in range(0, len(body), chunk):
+                piece = body[i : i + chunk]
+                data += (_BODY_START.pack(3, self.channel_id, len(piece)), piece, _END)
+        if now and not self._pending and not self.closed:
+            self._write(data)
+        else:
+            self._append(data)
 
     def _method(self, exchange: str, routing_key: str, mandatory: bool) -> bytes:
         """The encoded basic.publish frame; the same few destinations recur, so it is cached."""

@@ -291,12 +291,15 @@ class Connection:
         assert self._outbox is not None
         # The frames are queued and the tag taken with no await in between, so tags follow
         # the broker's count even with thousands of publishes in flight.
+        # A lone confirmed publish (one awaited at a time) is written at once: a round trip
+        # to the broker follows, and nothing would share the write.
         self._outbox.publish(
             body,
             exchange=exchange,
             routing_key=routing_key,
             properties=properties,
             mandatory=mandatory,
+            now=self._confirms and not self._tracker,
         )
         waiter: asyncio.Future[None] | None = None
         if self._confirms:
