@@ -45,14 +45,16 @@ async def test_consumer_counts_acks_retries_and_dead_letters_by_queue(
     consumer = Orders(
         url=amqp_url, exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="o.#",
         dead_letter_exchange=amqp_names.dead_letter_exchange, max_retries=1, prefetch_count=10,
-        registry=registry,
+        registry=registry, close_timeout=5,
     )  # fmt: skip
     queue = amqp_names.queue
     async with consumer, BaseProducer(url=amqp_url, exchange=amqp_names.exchange) as producer:
         assert scrape(registry)[("amqp_connection_up", ())] == 1.0
         for data in ({"n": 1}, {"n": 2}, {"fail": True}, {"slow": True}):
             await producer.publish_message(data, routing_key="o.x")
-        await wait_until(lambda: consumer.seen == 5, 15, "all deliveries (one retried)")
+        await wait_until(
+            lambda: consumer.seen == 5 and consumer.in_flight == 1, 15, "all but one settled"
+        )
         assert scrape(registry)[("amqp_messages_in_flight", (("queue", queue),))] == 1.0
         consumer.release.set()
         await wait_until(lambda: consumer.in_flight == 0, 15, "handlers done")
