@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from . import amqp, memory, monitoring
 from ._report import Series, fmt, ratio, table, throughput_table
+from ._targets import targets_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,13 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.size == "full" and "--only" not in (argv or sys.argv):
         parts.add("memory")
     print(f"# aiohttp-booster benchmarks ({args.size}); {machine()}", flush=True)
+    series = results = None
     if "amqp" in parts:
         series = asyncio.run(amqp.run(args.amqp_url, args.size, log=progress))
         print("\n## AMQP throughput\n")
-        print(throughput_table(series, baselines=("raw aioamqp", "aio-pika")), flush=True)
+        baselines = ("raw aioamqp", "aio-pika", "aioamqp_ext")
+        print(throughput_table(series, baselines=baselines), flush=True)
     if "monitoring" in parts:
         results = asyncio.run(monitoring.run(args.redis_url, args.size, log=progress))
         print_monitoring(results)
+    if series is not None or results is not None:
+        print("\n## Targets (issue 8), from the medians above\n")
+        print(targets_table(series, results), flush=True)
     if "memory" in parts:
         redis_port = urlsplit(args.redis_url).port or 6379
         growths = asyncio.run(memory.run(args.amqp_url, redis_port, args.size, log=progress))

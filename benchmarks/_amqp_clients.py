@@ -161,6 +161,7 @@ class Ours:
     """aioamqp_ext's BaseConsumer and BaseProducer, as the talk's users write them."""
 
     name = "aioamqp_ext"
+    metrics = False  # record the amqp_* consumer metrics in a registry of the run's own
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -174,7 +175,14 @@ class Ours:
             async def process_request(self, data: Any) -> None:
                 counter.hit()
 
-        consumer = Consumer(url=self.url, queue=queue, prefetch_count=prefetch, heartbeat=0)
+        options: dict[str, Any] = {}
+        if self.metrics:
+            from prometheus_client import CollectorRegistry
+
+            options["registry"] = CollectorRegistry()
+        consumer = Consumer(
+            url=self.url, queue=queue, prefetch_count=prefetch, heartbeat=0, **options
+        )
         await consumer.consume()
         await counter.done.wait()
         await consumer.close()
@@ -196,6 +204,14 @@ class Ours:
             elapsed = await wait_count(count, n, time.perf_counter() - elapsed)
         await producer.close()
         return elapsed
+
+
+class OursWithMetrics(Ours):
+    """The same consumer with its ``amqp_*`` metrics on (``registry=``)."""
+
+    name = "aioamqp_ext + metrics"
+    metrics = True
+    publishes = False
 
 
 class AioPika:
@@ -250,6 +266,7 @@ class FastStream:
     """FastStream's RabbitBroker: a subscriber with a no-op handler, acked after it returns."""
 
     name = "FastStream"
+    publishes = False  # its publisher rows are not in the issue's table
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -278,6 +295,14 @@ class FastStream:
 def available(url: str) -> list[Any]:
     """The contenders whose library imports here (raw aioamqp and ours always do)."""
     contenders: list[Any] = [RawAioamqp(url), Ours(url)]
+    try:
+        from aioamqp_ext import BaseConsumer
+
+        BaseConsumer(url=url, queue="probe", registry=None)
+    except TypeError:  # an aioamqp_ext without consumer metrics
+        pass
+    else:
+        contenders.append(OursWithMetrics(url))
     try:
         import aio_pika  # noqa: F401
     except ImportError:

@@ -115,7 +115,7 @@ async def run(url: str, size: str, rows: tuple[str, ...] = ROWS,
             if row not in rows:
                 continue
             consume = isinstance(how, int)
-            runners = [c for c in contenders if consume or hasattr(c, "publish")]
+            runners = [c for c in contenders if consume or getattr(c, "publishes", True)]
             series = {c.name: Series(row, c.name, "msg/s") for c in runners}
             results += series.values()
             for round_ in range(sizes.rounds):

@@ -26,7 +26,7 @@ def test_smoke_run_prints_every_row(amqp_url: str, redis_url: str) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     for heading in ("## AMQP throughput", "## Monitoring: app throughput", "/metrics latency",
-                    "CPU per 1,000 check runs", "## Memory"):  # fmt: skip
+                    "CPU per 1,000 check runs", "## Memory", "## Targets"):  # fmt: skip
         assert heading in out
     for row in amqp.ROWS:
         for contender in ("raw aioamqp", "aioamqp_ext"):
