@@ -189,7 +189,7 @@ class Pusher:
                 if response.status >= 300:
                     text = (await response.text())[:200].strip()
                     raise PushError(f"HTTP {response.status}: {text}")
-        except (aiohttp.ClientError, TimeoutError, PushError, OSError) as exc:
+        except Exception as exc:  # whatever went wrong, the worker must go on; retried later
             self.failures += 1
             level = logging.DEBUG if self._failing else logging.WARNING
             self._failing = True
@@ -199,6 +199,9 @@ class Pusher:
                 redact_url(endpoint),
                 exc.__class__.__name__ if isinstance(exc, TimeoutError) else exc,
                 self.config.interval,
+                exc_info=not isinstance(
+                    exc, aiohttp.ClientError | TimeoutError | PushError | OSError
+                ),
                 extra={"pushgateway": redact_url(endpoint)},
             )
             return False
