@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import json
 import re
 import subprocess
@@ -24,6 +26,17 @@ ALERT_TESTS = ROOT / "contrib" / "prometheus" / "alerts_test.yml"
 RATE_INTERVAL = "30s"  # what Grafana's $__rate_interval becomes here (scrapes every second)
 _KEYWORDS = frozenset({"and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
                        "group_right", "bool", "offset", "inf", "nan"})  # fmt: skip
+
+
+def render_preview() -> Any:
+    """contrib/grafana/render_preview.py as a module (contrib is no package)."""
+    path = ROOT / "contrib" / "grafana" / "render_preview.py"
+    spec = importlib.util.spec_from_file_location("render_preview", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def dashboard_expressions() -> list[str]:
@@ -160,5 +173,7 @@ async def test_dashboard_and_alert_expressions_return_data_from_the_examples(
             pytest.fail(f"no data from Prometheus for: {sorted(pending)}")
         for name, expr in alerts.items():  # the others are quiet here, but must evaluate
             assert (await query(session, server, expr))["resultType"] == "vector", name
+    svg = await asyncio.to_thread(render_preview().render, server, 1.0)
+    assert svg.count("<polyline") >= 12  # the docs' preview: most panels drawn from data
     assert await worker.stop() == 0, worker.output()
     assert await api.stop() == 0, api.output()
