@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, cast
 
+from ._compact import expand_url
 from ._params import accepts, param_problems, resolve_env
 from ._redact import redact, safe_repr, secrets_of
 from .auth import AuthConfig, load_auth
@@ -34,7 +35,9 @@ TOP_KEYS = (
     "request_metrics", "request_metrics_buckets", "request_metrics_monitoring_routes", "auth",
     "pushgateway",
 )  # fmt: skip
-ENTRY_KEYS = ("name", "description", "module", "sleep_time", "timeout", "critical", "params")
+ENTRY_KEYS = (
+    "name", "description", "module", "url", "sleep_time", "timeout", "critical", "params",
+)  # fmt: skip
 #: prometheus-client's default histogram buckets, in seconds
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 REQUIRED_ENTRY_KEYS = ("name", "description", "module", "sleep_time")
@@ -143,6 +146,11 @@ def _entry(index: int, entry: Any, seen: dict[str, int]) -> tuple[CheckConfig | 
     name = entry.get("name")
     where = f"metrics[{index}] {name!r}" if isinstance(name, str) else f"metrics[{index}]"
     problems: list[str] = []
+    if "url" in entry:  # the compact form: the check class comes from the URL's scheme
+        expanded, url_problems = expand_url(entry)
+        if expanded is None:
+            return None, [f"{where}: {problem}" for problem in url_problems]
+        entry = expanded
     problems += [
         f"unknown key {k!r}{_hint(str(k), ENTRY_KEYS)}" for k in entry if k not in ENTRY_KEYS
     ]

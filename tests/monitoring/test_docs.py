@@ -95,3 +95,10 @@ async def test_example_api_serves_all_gauges_up(redis_url: str, amqp_url: str, p
     assert f"http://127.0.0.1:{port}/ping" in output
     assert f"http://127.0.0.1:{port}/metrics" in output
     assert 'http_requests_total{handler="/hello",method="GET",status="200"}' in output
+
+
+def test_page_compact_config_is_valid(docs_namespace: dict[str, Any]) -> None:
+    """The compact sample of the page loads, one built-in check per scheme."""
+    checks = load_config(docs_namespace["COMPACT_MONITORING"]).metrics
+    assert [c.kind for c in checks] == ["redis", "postgres", "amqp", "http", "tcp"]
+    assert [c.sleep_time for c in checks] == [5.0, 5.0, 5.0, 5.0, 30.0]
