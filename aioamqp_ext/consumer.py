@@ -270,13 +270,33 @@ class BaseConsumer(BaseAmqp):
         if self._lost_error is not None:
             raise self._lost_error
 
-    def run(self, *, handle_signals: bool = True) -> None:
+    def run(
+        self,
+        *,
+        handle_signals: bool = True,
+        monitoring_port: int | None = None,
+        monitoring_host: str = "127.0.0.1",
+    ) -> None:
         """Blocking entry point for a worker's ``main``: :meth:`serve` on a new event loop.
 
         Args:
             handle_signals: install SIGINT/SIGTERM handlers that close gracefully.
+            monitoring_port: also serve ``/ping``, ``/metrics`` (the ``amqp_*`` metrics) and
+                ``/ready`` (200 while connected and consuming) on this port, through
+                ``aiohttp_prometheus_monitoring.worker.serve_worker``; None: no HTTP server.
+            monitoring_host: the address that server listens on (``0.0.0.0`` in a container).
         """
-        asyncio.run(self.serve(handle_signals=handle_signals))
+        if monitoring_port is None:
+            asyncio.run(self.serve(handle_signals=handle_signals))
+            return
+        # imported here: the two libraries never import each other at module level
+        from aiohttp_prometheus_monitoring.worker import serve_worker
+
+        asyncio.run(
+            serve_worker(
+                self, host=monitoring_host, port=monitoring_port, handle_signals=handle_signals
+            )
+        )
 
     async def __aenter__(self) -> Self:
         await self.consume()
