@@ -21,6 +21,7 @@ from typing import Any, cast
 from ._compact import expand_url
 from ._params import accepts, param_problems, resolve_env
 from ._redact import redact, safe_repr, secrets_of
+from ._selfcheck import is_loopback, listen_target
 from .auth import AuthConfig, load_auth
 from .errors import WrongConfiguration
 from .metrics.base import Check, kind_of
@@ -37,6 +38,7 @@ TOP_KEYS = (
 )  # fmt: skip
 ENTRY_KEYS = (
     "name", "description", "module", "url", "sleep_time", "timeout", "critical", "params",
+    "wait_for_listen",
 )  # fmt: skip
 #: prometheus-client's default histogram buckets, in seconds
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -61,6 +63,8 @@ class CheckConfig:
     critical: bool = True
     params: Mapping[str, Any] = field(default_factory=dict, repr=False)
     secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    #: host and port the first run waits for (a check of the app itself); None: no wait
+    wait_for_listen: tuple[str, int] | None = None
 
     @property
     def kind(self) -> str:
@@ -206,6 +210,12 @@ def _entry(index: int, entry: Any, seen: dict[str, int]) -> tuple[CheckConfig | 
             except Exception as exc:  # whatever the class rejects is reported, redacted
                 params_problems.append(f"params: {redact(str(exc), secrets)}")
         problems += params_problems
+    wait = entry.get("wait_for_listen")  # None: on for an HTTP check of a loopback URL
+    target = listen_target(kind_of(cls), params) if cls is not None and params else None
+    if wait is not None and not isinstance(wait, bool):
+        problems.append(f"wait_for_listen: expected True, False or None, got {wait!r}")
+    elif wait and target is None and cls is not None and params is not None:
+        problems.append("wait_for_listen: only for an HTTP check with a url (in params or 'url')")
     if problems:
         return None, [f"{where}: {problem}" for problem in problems]
     assert cls is not None
@@ -213,6 +223,7 @@ def _entry(index: int, entry: Any, seen: dict[str, int]) -> tuple[CheckConfig | 
     assert sleep_time is not None
     assert isinstance(name, str)
     assert isinstance(description, str)
+    listen = target if wait or (wait is None and target and is_loopback(target[0])) else None
     return CheckConfig(
         name=name,
         description=description,
@@ -223,6 +234,7 @@ def _entry(index: int, entry: Any, seen: dict[str, int]) -> tuple[CheckConfig | 
         critical=bool(critical),
         params=MappingProxyType(dict(params)),
         secrets=secrets,
+        wait_for_listen=listen,
     ), []
 
 

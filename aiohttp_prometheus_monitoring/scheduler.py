@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ._redact import redact
+from ._selfcheck import wait_listening
 from .registry import RESULTS
 
 if TYPE_CHECKING:
@@ -132,6 +133,8 @@ class Scheduler:
     async def _run_forever(self, config: CheckConfig, check: Check, state: CheckState) -> None:
         loop = asyncio.get_running_loop()
         period = config.sleep_time
+        if config.wait_for_listen is not None:  # a check of the app itself: not before it listens
+            await wait_listening(*config.wait_for_listen, bound=period)
         start = loop.time()
         tick = 0
         while True:

@@ -44,8 +44,7 @@ MONITORING: dict[str, Any] = {
             "name": "monitoring_http",
             "description": "Check HTTP status",
             "module": "aiohttp_prometheus_monitoring.metrics.http.HttpMetric",
-            # The first run happens while the server is still binding its port, so it
-            # sees "down"; the next one, 5 s later, sees the API answer.
+            # A check of the app itself: its first run waits until the port listens.
             "sleep_time": 5,
             "critical": False,  # the API checking itself must not keep it out of rotation
             "params": {"url": f"http://{HOST}:{PORT}/hello", "timeout": 1, "verify_ssl": True},
