@@ -32,8 +32,8 @@ class Sizes:
 SIZES = {
     "smoke": Sizes(rounds=1, consume=300, consume_p1=100, pipelined=300, one_by_one=50,
                    transient=300),
-    "quick": Sizes(rounds=3, consume=4000, consume_p1=1000, pipelined=4000, one_by_one=300,
-                   transient=8000),
+    "quick": Sizes(rounds=3, consume=3000, consume_p1=1000, pipelined=3000, one_by_one=300,
+                   transient=6000),
     "full": Sizes(rounds=5, consume=20000, consume_p1=5000, pipelined=20000, one_by_one=1500,
                   transient=40000),
 }  # fmt: skip

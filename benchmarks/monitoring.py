@@ -31,7 +31,7 @@ class Sizes:
 SIZES = {
     "smoke": Sizes(rounds=1, wrk_seconds=1, latency_rounds=1, scrapes=20, cpu_rounds=1,
                    cpu_seconds=2, checks_for_cpu=20),
-    "quick": Sizes(rounds=2, wrk_seconds=4, latency_rounds=1, scrapes=200, cpu_rounds=1,
+    "quick": Sizes(rounds=2, wrk_seconds=4, latency_rounds=1, scrapes=100, cpu_rounds=1,
                    cpu_seconds=4, checks_for_cpu=100),
     "full": Sizes(rounds=3, wrk_seconds=10, latency_rounds=3, scrapes=500, cpu_rounds=3,
                   cpu_seconds=10, checks_for_cpu=100),
