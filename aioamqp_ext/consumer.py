@@ -261,8 +261,18 @@ class BaseConsumer(BaseAmqp):
         for sig in signals:
             loop.add_signal_handler(sig, on_signal, sig)
         try:
-            await self.consume()
-            await stop.wait()
+            # a stop while still connecting (a broker that never answers) ends it at once
+            consuming = loop.create_task(self.consume())
+            stopping = loop.create_task(stop.wait())
+            try:
+                await asyncio.wait({consuming, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if consuming.done():
+                    consuming.result()  # a failure to connect at start is raised
+                    await stopping
+            finally:
+                for task in (consuming, stopping):
+                    task.cancel()  # a no-op for a finished one
+                await asyncio.wait({consuming, stopping})
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)

@@ -2,7 +2,7 @@
 
     AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ python examples/producer.py [COUNT]
 
-Run examples/worker.py beside it to see them consumed.
+Run examples/shop_worker.py beside it to see them consumed.
 """
 
 import asyncio

@@ -1,8 +1,8 @@
 """An HTTP API that monitors its dependencies: the talk's MONITORING, on this machine's services.
 
-    python examples/api.py          # then: curl http://127.0.0.1:8080/metrics
+    python examples/shop_api.py          # then: curl http://127.0.0.1:8080/metrics
                                     #       curl http://127.0.0.1:8080/ready
-    curl -X POST -d '{"order": 1}' http://127.0.0.1:8080/orders   # for examples/worker.py
+    curl -X POST -d '{"order": 1}' http://127.0.0.1:8080/orders   # for examples/shop_worker.py
 
 ``POST /orders`` publishes the order with a ``BaseProducer`` (publisher confirms) to the
 exchange ``EXCHANGE`` (default ``shop``), routing key ``orders.created``; its

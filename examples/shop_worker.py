@@ -1,6 +1,6 @@
 """A worker: consumes orders until SIGINT/SIGTERM, then finishes what it holds and exits.
 
-    AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ python examples/worker.py
+    AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ python examples/shop_worker.py
     curl http://127.0.0.1:9101/metrics      # amqp_messages_consumed_total{queue="billing",...}
     curl http://127.0.0.1:9101/ready        # 200 while connected and consuming
 

@@ -116,7 +116,7 @@ async def test_examples_worker_and_producer(amqp_url: str, amqp_names: AmqpNames
         sys.executable,
         "-W",
         "error",
-        str(ROOT / "examples" / "worker.py"),
+        str(ROOT / "examples" / "shop_worker.py"),
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

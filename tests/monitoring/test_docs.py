@@ -1,4 +1,4 @@
-"""The monitoring docs page and examples/api.py, executed: what we show must work."""
+"""The monitoring docs page and examples/shop_api.py, executed: what we show must work."""
 
 from __future__ import annotations
 
@@ -82,12 +82,12 @@ def test_error_sample_on_the_page_is_what_users_get() -> None:
 
 
 async def test_example_api_serves_all_gauges_up(redis_url: str, amqp_url: str, pg_dsn: str) -> None:
-    """examples/api.py is the main job's program: its four checks must all come up, it
+    """examples/shop_api.py is the main job's program: its four checks must all come up, it
     must be ready, and its own requests (the HTTP check's) must be counted."""
     port = free_port()
     env = {"API_PORT": str(port), "REDIS_URL": redis_url, "AMQP_URL": amqp_url, "PG_DSN": pg_dsn}
     output = await run_until_gauges(
-        [str(ROOT / "examples" / "api.py")], port,
+        [str(ROOT / "examples" / "shop_api.py")], port,
         dict.fromkeys(["monitoring_http", "monitoring_redis", "monitoring_mq",
                        "monitoring_postgres", "monitoring_ready"], 1.0),
         env=env,

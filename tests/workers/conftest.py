@@ -88,7 +88,7 @@ class Program:
 
 @pytest.fixture
 async def example() -> AsyncIterator[Callable[..., Awaitable[Program]]]:
-    """Factory: ``await example("worker.py", env)`` runs examples/<name>; killed afterwards."""
+    """Factory: ``await example("shop_worker.py", env)`` runs examples/<name>; killed afterwards."""
     started: list[Program] = []
 
     async def start(name: str, env: dict[str, str]) -> Program:

@@ -105,13 +105,13 @@ async def test_dashboard_and_alert_expressions_return_data_from_the_examples(
     example: Any,
     prometheus: Any,  # noqa: F811  # the fixture imported above
 ) -> None:
-    """Prometheus scrapes examples/api.py and examples/worker.py while orders flow through
+    """Prometheus scrapes examples/shop_api.py and examples/shop_worker.py while orders flow through
     them; a renamed metric in the dashboard or the alerts leaves an expression empty."""
     api_port, worker_port = free_port(), free_port()
     common = {"AMQP_URL": amqp_url, "EXCHANGE": amqp_names.exchange}
-    api: Program = await example("api.py", {**common, "API_PORT": str(api_port),
+    api: Program = await example("shop_api.py", {**common, "API_PORT": str(api_port),
                                             "REDIS_URL": redis_url, "PG_DSN": pg_dsn})  # fmt: skip
-    worker: Program = await example("worker.py", {
+    worker: Program = await example("shop_worker.py", {
         **common, "QUEUE": amqp_names.queue, "WORKER_PORT": str(worker_port),
         "DEAD_LETTER_EXCHANGE": amqp_names.dead_letter_exchange,
     })  # fmt: skip

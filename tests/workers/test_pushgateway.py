@@ -54,7 +54,7 @@ async def test_example_worker_pushes_its_final_numbers_at_shutdown(
 ) -> None:
     """With a push interval far longer than the test, what the Pushgateway ends with can only
     come from the push at shutdown: every order settled and the connection closed."""
-    worker: Program = await example("worker.py", {
+    worker: Program = await example("shop_worker.py", {
         "AMQP_URL": amqp_url, "EXCHANGE": amqp_names.exchange, "QUEUE": amqp_names.queue,
         "DEAD_LETTER_EXCHANGE": amqp_names.dead_letter_exchange, "WORKER_PORT": "off",
         "PUSHGATEWAY_URL": pushgateway, "PUSH_INTERVAL": "3600",
