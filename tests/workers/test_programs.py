@@ -76,6 +76,13 @@ def test_program_a_is_at_most_12_lines_and_program_b_at_most_15() -> None:
     assert code_lines(EXAMPLES / "api.py") <= 15
 
 
+def test_the_why_page_shows_the_counts_measured_here() -> None:
+    """docs/why.md's table must say what the programs really cost."""
+    page = (ROOT / "docs" / "why.md").read_text(encoding="utf-8")
+    assert f"| 51 | 22 | - | - | **{code_lines(EXAMPLES / 'worker.py')}** |" in page
+    assert f"| - | - | 46 | 25 | **{code_lines(EXAMPLES / 'api.py')}** |" in page
+
+
 Start = Callable[..., Awaitable[Program]]
 
 
