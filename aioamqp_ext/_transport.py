@@ -6,6 +6,8 @@ aioamqp 0.15 is unmaintained; what it gets wrong is covered here:
   here: delivery tag -> future, and an ack or nack with ``multiple`` settles every tag up to it;
 - it awaits each delivery callback inside its frame reader (its issue #150), so the callback
   handed to :meth:`Connection.consume` must be quick: it only hands the delivery over;
+- with heartbeats off it still starts a heartbeat sender that then busy-loops, which is
+  stopped here;
 - on missed heartbeats it closes the socket gracefully, which never completes on a stalled
   link, so the socket is aborted here instead;
 - a lost connection or a channel closed by the broker fails every waiting publish at once,
@@ -130,6 +132,7 @@ class Connection:
                 await self._protocol.start_connection(
                     url.host, url.port, url.login, url.password, url.virtualhost, ssl=url.ssl
                 )
+                self._stop_stray_heartbeats()
                 self._channel = await self._protocol.channel(
                     owner=self, return_callback=self._on_return
                 )
@@ -153,6 +156,16 @@ class Connection:
                     reason = "the broker closed the connection (wrong login or password?)"
                 raise AmqpConnectionError(f"cannot connect to {url}: {reason}") from None
             raise
+
+    def _stop_stray_heartbeats(self) -> None:
+        # With heartbeats off, aioamqp still starts its heartbeat sender while the broker's
+        # proposal is being answered; once the interval is 0 that task sends a heartbeat on
+        # every loop iteration, a busy loop for the life of the connection. Stop it.
+        protocol = self._protocol
+        worker = protocol._heartbeat_send_worker
+        if not protocol.server_heartbeat and worker is not None:
+            worker.cancel()
+            protocol._heartbeat_send_worker = None
 
     @property
     def is_open(self) -> bool:

@@ -100,7 +100,7 @@ class RawAioamqp:
             kwargs["protocol_factory"] = factory
         transport, protocol = await aioamqp.connect(
             parts.hostname or "localhost", parts.port or 5672, parts.username or "guest",
-            parts.password or "guest", parts.path[1:] or "/", heartbeat=0, **kwargs,
+            parts.password or "guest", parts.path[1:] or "/", **kwargs,
         )  # fmt: skip
         channel = await protocol.channel()
         return transport, protocol, channel
@@ -180,9 +180,7 @@ class Ours:
             from prometheus_client import CollectorRegistry
 
             options["registry"] = CollectorRegistry()
-        consumer = Consumer(
-            url=self.url, queue=queue, prefetch_count=prefetch, heartbeat=0, **options
-        )
+        consumer = Consumer(url=self.url, queue=queue, prefetch_count=prefetch, **options)
         await consumer.consume()
         await counter.done.wait()
         await consumer.close()
@@ -191,8 +189,7 @@ class Ours:
     async def publish(self, queue: str, n: int, mode: PublishMode, count: Any) -> float:
         from aioamqp_ext import BaseProducer
 
-        producer = BaseProducer(url=self.url, queue=queue, publisher_confirms=mode.confirms,
-                                heartbeat=0)  # fmt: skip
+        producer = BaseProducer(url=self.url, queue=queue, publisher_confirms=mode.confirms)
         await producer.connect()
         properties = None if mode.persistent else {"delivery_mode": 1}
 

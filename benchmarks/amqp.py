@@ -61,7 +61,7 @@ class Admin:
         parts = urlsplit(self.url)
         self._transport, self._protocol = await aioamqp.connect(
             parts.hostname or "localhost", parts.port or 5672, parts.username or "guest",
-            parts.password or "guest", parts.path[1:] or "/", heartbeat=0,
+            parts.password or "guest", parts.path[1:] or "/",
         )  # fmt: skip
         self._channel = await self._protocol.channel()
 

@@ -50,7 +50,7 @@ async def consumer_rss(url: str, total: int, log: Callable[[str], None]) -> Grow
             if consumed == total:
                 done.set()
 
-    consumer = Consumer(url=url, queue=queue, prefetch_count=100, heartbeat=0)
+    consumer = Consumer(url=url, queue=queue, prefetch_count=100)
     try:
         await consumer.consume()
         channel = admin._channel
