@@ -7,7 +7,7 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -88,12 +88,15 @@ class Program:
 
 @pytest.fixture
 async def example() -> AsyncIterator[Callable[..., Awaitable[Program]]]:
-    """Factory: ``await example("shop_worker.py", env)`` runs examples/<name>; killed afterwards."""
+    """Factory: ``await example("shop_worker.py", env)`` runs examples/<name>; killed afterwards.
+
+    ``wrapper``: a script run in front of the example's path (it runs the example itself).
+    """
     started: list[Program] = []
 
-    async def start(name: str, env: dict[str, str]) -> Program:
+    async def start(name: str, env: dict[str, str], *, wrapper: Sequence[str] = ()) -> Program:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-W", "error", str(ROOT / "examples" / name), cwd=ROOT,
+            sys.executable, "-W", "error", *wrapper, str(ROOT / "examples" / name), cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT), **env},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip

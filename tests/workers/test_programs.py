@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import signal
 import socket
-import sys
 import time
 import tokenize
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -87,35 +85,16 @@ Start = Callable[..., Awaitable[Program]]
 
 
 @pytest.fixture
-async def start(tmp_path: Path) -> AsyncIterator[Start]:
+def start(tmp_path: Path, example: Callable[..., Awaitable[Program]]) -> Start:
     """Factory: ``await start("worker.py", env, delay=...)``; killed afterwards."""
-    started: list[Program] = []
     harness = tmp_path / "slow.py"
     harness.write_text(SLOW)
 
     async def run(name: str, env: dict[str, str], delay: float | None = None) -> Program:
-        args = [str(EXAMPLES / name)] if delay is None else [str(harness), str(EXAMPLES / name)]
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-W", "error", *args, cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "HANDLER_DELAY": str(delay), **env},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        lines: list[str] = []
+        wrapper = () if delay is None else (str(harness),)
+        return await example(name, {"HANDLER_DELAY": str(delay), **env}, wrapper=wrapper)
 
-        async def read() -> None:
-            assert process.stdout is not None
-            async for line in process.stdout:
-                lines.append(line.decode(errors="replace"))
-
-        started.append(Program(process, lines, asyncio.create_task(read())))
-        return started[-1]
-
-    yield run
-    for program in started:
-        if program.process.returncode is None:
-            program.process.kill()
-            await program.process.wait()
-        await program.reader
+    return run
 
 
 def worker_env(url: str, names: AmqpNames, port: int) -> dict[str, str]:
