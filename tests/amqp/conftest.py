@@ -113,20 +113,32 @@ async def rabbitmqctl(*args: str) -> str:
     return out.decode()
 
 
-async def close_connections_named(prefix: str) -> int:
+async def close_connections_named(prefix: str, expected: int = 0, timeout: float = 10.0) -> int:
     """Have the broker close (320 CONNECTION_FORCED) every connection whose name starts with
-    ``prefix``, as an operator would, without touching anyone else's; returns how many."""
-    listing = await rabbitmqctl(
-        "--no-table-headers", "list_connections", "pid", "client_properties"
-    )
-    pids = [
-        line.split("\t", 1)[0]
-        for line in listing.splitlines()
-        if f'{{"connection_name","{prefix}' in line
-    ]
-    for pid in pids:
-        await rabbitmqctl("close_connection", pid, "closed by the aioamqp_ext test suite")
-    return len(pids)
+    ``prefix``, as an operator would, without touching anyone else's; returns how many.
+
+    With ``expected``, keep listing until that many were closed or ``timeout`` passed: the
+    broker lists a connection that has just been opened only once its handshake is done.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    closed: set[str] = set()
+    while True:
+        listing = await rabbitmqctl(
+            "--no-table-headers", "list_connections", "pid", "client_properties"
+        )
+        pids = [
+            line.split("\t", 1)[0]
+            for line in listing.splitlines()
+            if f'{{"connection_name","{prefix}' in line
+        ]
+        for pid in pids:
+            if pid not in closed:
+                await rabbitmqctl("close_connection", pid, "closed by the aioamqp_ext test suite")
+                closed.add(pid)
+        if len(closed) >= expected or loop.time() > deadline:
+            return len(closed)
+        await asyncio.sleep(0.1)  # polling the broker's listing, which has no event to await
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:

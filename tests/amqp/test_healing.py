@@ -111,7 +111,9 @@ async def test_connections_closed_by_an_operator_are_healed(
     producer = BaseProducer(url=amqp_url, connection_name=f"{unique_name} producer", **names)
     async with consumer, producer:
         await producer.publish_message("before", routing_key="k")
-        assert await close_connections_named(unique_name) == 2  # found by connection_name
+        assert (
+            await close_connections_named(unique_name, expected=2) == 2
+        )  # found by connection_name
         await consumer.wait_for("before")
         await wait_until(lambda: len(messages(caplog, "reconnected")) == 2, 10, "both healed")
         await producer.publish_message("after", routing_key="k")

@@ -102,7 +102,7 @@ async def test_no_confirmed_message_is_lost_across_cuts_and_operator_closes(
                 assert fault.cut() == 2
                 done.append("proxy cut")
             else:
-                assert await close_connections_named(unique_name) == 2
+                assert await close_connections_named(unique_name, expected=2) == 2
                 done.append("rabbitmqctl close_connection")
             await producer.wait_connected(timeout=15)
             await consumer.wait_connected(timeout=15)

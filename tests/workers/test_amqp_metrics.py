@@ -98,7 +98,7 @@ async def test_a_healed_connection_counts_as_a_reconnect(
         reconnect_delay=0.1, reconnect_max_delay=0.2,
     )  # fmt: skip
     async with consumer:
-        assert await close_connections_named(unique_name) == 1
+        assert await close_connections_named(unique_name, expected=1) == 1
         await wait_until(lambda: consumer.reconnects == 1, 20, "one reconnect")
         await consumer.wait_connected(10)
         got = scrape(registry)
