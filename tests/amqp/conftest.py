@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from aioamqp_ext import AmqpExtError, BaseProducer
 from tests.conftest import amqp_connect
 
 
@@ -139,6 +140,44 @@ async def close_connections_named(prefix: str, expected: int = 0, timeout: float
         if len(closed) >= expected or loop.time() > deadline:
             return len(closed)
         await asyncio.sleep(0.1)  # polling the broker's listing, which has no event to await
+
+
+async def publish_paced(
+    producer: BaseProducer,
+    total: int,
+    rate: float,
+    confirmed: set[str],
+    failed: dict[str, str],
+    *,
+    window: int = 200,
+) -> None:
+    """Publish ``total`` messages ("0", "1", ...; each its own ``message_id``) at about
+    ``rate`` per second with at most ``window`` in flight, recording each message id as
+    confirmed or failed (with the error) as its publish returns."""
+    loop = asyncio.get_running_loop()
+    slots = asyncio.Semaphore(window)
+    started = loop.time()
+
+    async def one(message_id: str) -> None:
+        try:
+            await producer.publish_message(
+                message_id, routing_key="k", properties={"message_id": message_id}
+            )
+        except AmqpExtError as exc:
+            failed[message_id] = repr(exc)
+        else:
+            confirmed.add(message_id)
+        finally:
+            slots.release()
+
+    tasks = set()
+    for n in range(total):
+        await slots.acquire()
+        tasks.add(asyncio.create_task(one(str(n))))
+        ahead = started + n / rate - loop.time()
+        if ahead > 0:  # pacing the load, not synchronising anything
+            await asyncio.sleep(ahead)
+    await asyncio.gather(*tasks)
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from aioamqp_ext import AmqpExtError, BaseConsumer, BaseProducer
-from tests.amqp.conftest import rabbitmqctl, wait_until
+from aioamqp_ext import BaseConsumer, BaseProducer
+from tests.amqp.conftest import publish_paced, rabbitmqctl, wait_until
 from tests.conftest import AmqpNames, amqp_connect
 
 TOTAL = 3_000
@@ -78,29 +78,6 @@ async def test_consumer_resumes_within_5_s_of_a_broker_restart_and_nothing_confi
     failed: dict[str, str] = {}
     loop = asyncio.get_running_loop()
 
-    async def publish_all() -> None:
-        window = asyncio.Semaphore(200)
-        started = loop.time()
-
-        async def one(message_id: str) -> None:
-            try:
-                await producer.publish_message(message_id, routing_key="k")
-            except AmqpExtError as exc:
-                failed[message_id] = repr(exc)
-            else:
-                confirmed.add(message_id)
-            finally:
-                window.release()
-
-        tasks = set()
-        for n in range(TOTAL):
-            await window.acquire()
-            tasks.add(asyncio.create_task(one(str(n))))
-            ahead = started + n / RATE - loop.time()
-            if ahead > 0:  # pacing the load, not synchronising anything
-                await asyncio.sleep(ahead)
-        await asyncio.gather(*tasks)
-
     async def restart() -> tuple[float, float]:
         await wait_until(lambda: len(confirmed) >= TOTAL // 4, 30, "a quarter confirmed")
         await rabbitmqctl("stop_app")
@@ -111,7 +88,9 @@ async def test_consumer_resumes_within_5_s_of_a_broker_restart_and_nothing_confi
         return stopped, loop.time()
 
     async with consumer, producer:
-        _, (stopped, back) = await asyncio.gather(publish_all(), restart())
+        _, (stopped, back) = await asyncio.gather(
+            publish_paced(producer, TOTAL, RATE, confirmed, failed, window=200), restart()
+        )
         await wait_until(lambda: confirmed <= consumer.seen.keys(), 30, "every confirmed id")
     # The consumer's first delivery after the broker stopped, counted from the moment it
     # answered again (the probe polls every 0.1 s, so it may see the broker back a bit late).

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from aioamqp_ext import AmqpExtError, BaseConsumer, BaseProducer
-from tests.amqp.conftest import close_connections_named, wait_until
+from aioamqp_ext import BaseConsumer, BaseProducer
+from tests.amqp.conftest import close_connections_named, publish_paced, wait_until
 from tests.conftest import AmqpNames
 from tests.proxy import FaultProxy
 
@@ -65,31 +65,6 @@ async def test_no_confirmed_message_is_lost_across_cuts_and_operator_closes(
     failed: dict[str, str] = {}
     loop = asyncio.get_running_loop()
 
-    async def publish_all() -> None:
-        window = asyncio.Semaphore(500)
-        started = loop.time()
-
-        async def one(message_id: str) -> None:
-            try:
-                await producer.publish_message(
-                    message_id, routing_key="k", properties={"message_id": message_id}
-                )
-            except AmqpExtError as exc:
-                failed[message_id] = repr(exc)
-            else:
-                confirmed.add(message_id)
-            finally:
-                window.release()
-
-        tasks = set()
-        for n in range(TOTAL):
-            await window.acquire()
-            tasks.add(asyncio.create_task(one(str(n))))
-            ahead = started + n / RATE - loop.time()
-            if ahead > 0:  # pacing the load, not synchronising anything
-                await asyncio.sleep(ahead)
-        await asyncio.gather(*tasks)
-
     def reached(threshold: int) -> bool:
         return len(confirmed) >= threshold
 
@@ -110,7 +85,9 @@ async def test_no_confirmed_message_is_lost_across_cuts_and_operator_closes(
 
     async with consumer, producer:
         started = loop.time()
-        _, faults = await asyncio.gather(publish_all(), inject_faults())
+        _, faults = await asyncio.gather(
+            publish_paced(producer, TOTAL, RATE, confirmed, failed, window=500), inject_faults()
+        )
         published = loop.time() - started
         missing = await _wait_for_all(consumer, confirmed)
     duplicates = sum(count - 1 for count in consumer.seen.values() if count > 1)
