@@ -7,6 +7,8 @@ never waits on a check and a check that has not finished its first run is not sh
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, NamedTuple
 
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -27,6 +29,15 @@ TIMEOUT = "monitoring_check_timeout_seconds"
 RUNS = "monitoring_check_runs"  # a counter: exposed as monitoring_check_runs_total
 RESULTS = ("success", "failure", "timeout", "error")
 READY = "monitoring_ready"
+UP_HELP = "Whether the check passed on its last run (1) or not (0)."
+DURATION_HELP = "How long the last run of the check took."
+LAST_SUCCESS_HELP = "When the check last passed, in Unix time."
+TIMEOUT_HELP = "How long a run of the check may take before it counts as down."
+RUNS_HELP = "Finished runs of the check, by result."
+READY_HELP = (
+    "Whether every critical check passed on its last run (1) or not (0), "
+    "as the readiness route answers."
+)
 FAMILIES = (UP, DURATION, LAST_SUCCESS, TIMEOUT, RUNS, READY)
 #: the request metrics' families (``request_metrics: true``) and the samples they expose
 REQUEST_FAMILIES = (
@@ -51,17 +62,27 @@ class _Families(NamedTuple):
 
 def _families() -> _Families:
     return _Families(
-        GaugeMetricFamily(UP, "Whether the check passed on its last run (1) or not (0).",
-                          labels=["check", "kind"]),
-        GaugeMetricFamily(DURATION, "How long the last run of the check took.",
-                          labels=["check"]),
-        GaugeMetricFamily(LAST_SUCCESS, "When the check last passed, in Unix time.",
-                          labels=["check"]),
-        GaugeMetricFamily(TIMEOUT, "How long a run of the check may take before it counts "
-                          "as down.", labels=["check"]),
-        CounterMetricFamily(RUNS, "Finished runs of the check, by result.",
-                            labels=["check", "result"]),
-    )  # fmt: skip
+        GaugeMetricFamily(UP, UP_HELP, labels=["check", "kind"]),
+        GaugeMetricFamily(DURATION, DURATION_HELP, labels=["check"]),
+        GaugeMetricFamily(LAST_SUCCESS, LAST_SUCCESS_HELP, labels=["check"]),
+        GaugeMetricFamily(TIMEOUT, TIMEOUT_HELP, labels=["check"]),
+        CounterMetricFamily(RUNS, RUNS_HELP, labels=["check", "result"]),
+    )
+
+
+# Set while /metrics renders the rest of the registry, our families being written apart.
+_LEFT_OUT: ContextVar[bool] = ContextVar("monitoring_checks_left_out", default=False)
+
+
+@contextmanager
+def checks_left_out() -> Iterator[None]:
+    """Within this block (and this context only), every ``ChecksCollector`` yields nothing:
+    ``/metrics`` writes their families itself and lets prometheus_client write the rest."""
+    token = _LEFT_OUT.set(True)
+    try:
+        yield
+    finally:
+        _LEFT_OUT.reset(token)
 
 
 class ChecksCollector:
@@ -79,13 +100,12 @@ class ChecksCollector:
 
     def collect(self) -> Iterator[Metric]:
         """The families from the last finished runs; checks that never finished are left out."""
+        if _LEFT_OUT.get():
+            return
         done = [state for state in self._states if state.up is not None]
         for state in done:
             yield GaugeMetricFamily(state.name, state.description, value=float(state.up is True))
-        yield GaugeMetricFamily(
-            READY, "Whether every critical check passed on its last run (1) or not (0), "
-            "as the readiness route answers.", value=float(is_ready(self._states)),
-        )  # fmt: skip
+        yield GaugeMetricFamily(READY, READY_HELP, value=float(is_ready(self._states)))
         families = _families()
         for state in done:
             families.up.add_metric([state.name, state.kind], float(state.up is True))

@@ -72,7 +72,7 @@ async def setup_monitoring(config: Mapping[str, Any], app: web.Application) -> N
     if settings.route_ping is not None:
         app.router.add_get(settings.route_ping, ping)  # liveness stays open: it tells nothing
     if settings.route_metrics is not None:
-        app.router.add_get(settings.route_metrics, guard(metrics_handler(registry)))
+        app.router.add_get(settings.route_metrics, guard(metrics_handler(registry, states)))
     if settings.route_ready is not None:
         app.router.add_get(settings.route_ready, guard(ready_handler(states)))
     app.cleanup_ctx.append(_run_checks)
