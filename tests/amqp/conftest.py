@@ -98,6 +98,26 @@ async def broker(amqp_url: str) -> AsyncIterator[Broker]:
         transport.close()
 
 
+async def broker_answers(url: str) -> bool:
+    """Whether the broker at ``url`` completes an AMQP handshake within 2 s right now."""
+    try:
+        transport, protocol = await asyncio.wait_for(amqp_connect(url), timeout=2)
+    except Exception:  # anything but a working handshake means: not yet
+        return False
+    await protocol.close()
+    transport.close()
+    return True
+
+
+async def wait_for_broker(url: str, timeout: float) -> None:
+    """Wait until the broker at ``url`` answers (polling every 0.1 s); fail after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await broker_answers(url):
+        assert loop.time() < deadline, f"the broker did not answer within {timeout:g} s"
+        await asyncio.sleep(0.1)
+
+
 async def rabbitmqctl(*args: str) -> str:
     """Run ``rabbitmqctl -q ARGS`` on the test broker's machine; its output (skips without it)."""
     if shutil.which("rabbitmqctl") is None:

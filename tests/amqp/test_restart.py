@@ -15,8 +15,14 @@ from urllib.parse import urlsplit
 import pytest
 
 from aioamqp_ext import BaseConsumer, BaseProducer
-from tests.amqp.conftest import publish_paced, rabbitmqctl, wait_until
-from tests.conftest import AmqpNames, amqp_connect
+from tests.amqp.conftest import (
+    broker_answers,
+    publish_paced,
+    rabbitmqctl,
+    wait_for_broker,
+    wait_until,
+)
+from tests.conftest import AmqpNames
 
 TOTAL = 3_000
 RATE = 500  # messages per second, so that the restart falls in the middle
@@ -33,24 +39,6 @@ class Tally(BaseConsumer):
         self.seen.setdefault(data, []).append(asyncio.get_running_loop().time())
 
 
-async def _broker_answers(url: str) -> bool:
-    try:
-        transport, protocol = await asyncio.wait_for(amqp_connect(url), timeout=2)
-    except Exception:  # anything but a working handshake means: not yet
-        return False
-    await protocol.close()
-    transport.close()
-    return True
-
-
-async def _wait_for_broker(url: str, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await _broker_answers(url):
-        assert loop.time() < deadline, f"the broker did not answer within {timeout:g} s"
-        await asyncio.sleep(0.1)
-
-
 @pytest.fixture
 async def restartable_broker(amqp_url: str) -> AsyncIterator[str]:
     """The broker's URL; whatever the test does, the broker is running again afterwards."""
@@ -61,7 +49,7 @@ async def restartable_broker(amqp_url: str) -> AsyncIterator[str]:
         yield amqp_url
     finally:
         await rabbitmqctl("start_app")  # a no-op when it is running
-        await _wait_for_broker(amqp_url, 60)
+        await wait_for_broker(amqp_url, 60)
 
 
 @pytest.mark.broker_restart
@@ -82,9 +70,9 @@ async def test_consumer_resumes_within_5_s_of_a_broker_restart_and_nothing_confi
         await wait_until(lambda: len(confirmed) >= TOTAL // 4, 30, "a quarter confirmed")
         await rabbitmqctl("stop_app")
         stopped = loop.time()  # from here on, no delivery can come from the old connection
-        assert not await _broker_answers(url)
+        assert not await broker_answers(url)
         await rabbitmqctl("start_app")
-        await _wait_for_broker(url, 60)
+        await wait_for_broker(url, 60)
         return stopped, loop.time()
 
     async with consumer, producer:
