@@ -1,0 +1,115 @@
+"""Node loss on a real cluster: a quorum queue keeps every confirmed message, clients fail over."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from aioamqp_ext import BaseConsumer, BaseProducer
+from tests.amqp.conftest import publish_paced, wait_until
+from tests.cluster.conftest import Cluster
+from tests.conftest import AmqpNames
+
+pytestmark = pytest.mark.cluster
+
+TOTAL = 20_000
+RATE = 1_000  # messages per second: both node stops land mid-stream
+RESUME_LIMIT = 10.0  # seconds from a node's stop to the consumer's first message elsewhere
+
+
+class Tally(BaseConsumer):
+    """Records, per message id, when it arrived and after how many reconnections."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: dict[str, list[tuple[float, int]]] = {}
+
+    async def process_request(self, data: Any) -> None:
+        arrival = (asyncio.get_running_loop().time(), self.reconnects)
+        self.seen.setdefault(data, []).append(arrival)
+
+
+@pytest.mark.slow
+async def test_a_quorum_queue_loses_no_confirmed_message_when_producer_and_consumer_nodes_stop(
+    cluster: Cluster,
+    cluster_names: AmqpNames,
+    unique_name: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Losing a node must cost seconds, never messages: the other nodes carry on."""
+    caplog.set_level(logging.INFO, logger="aioamqp_ext")
+    options: dict[str, Any] = {"exchange": cluster_names.exchange, "publish_timeout": 60.0}
+    # The orders put producer and consumer on different nodes, before and after each loss:
+    # producer 1, 3, 2 and consumer 2, 3, 1.
+    first, second, third = cluster.nodes
+    producer = BaseProducer(
+        url=[first.url, third.url, second.url],
+        connection_name=f"{unique_name} producer",
+        **options,
+    )
+    consumer = Tally(
+        url=cluster.urls(1),
+        queue=cluster_names.queue,
+        routing_key="k",
+        prefetch_count=200,
+        queue_arguments={"x-queue-type": "quorum"},
+        connection_name=f"{unique_name} consumer",
+        **options,
+    )
+    confirmed: set[str] = set()
+    failed: dict[str, str] = {}
+    loop = asyncio.get_running_loop()
+
+    async def stop_nodes() -> list[tuple[str, str, float]]:
+        """Stop the producer's node, start it again, then stop the consumer's node."""
+        stops = []
+        await wait_until(lambda: len(confirmed) >= TOTAL // 4, 60, "a quarter confirmed")
+        node = await cluster.node_of(f"{unique_name} producer")
+        stopped = loop.time()
+        await cluster.stop(node)
+        await wait_until(lambda: producer.reconnects == 1, 30, "the producer on another node")
+        stops.append(("producer", str(node), loop.time() - stopped))
+        await cluster.start(node)  # a majority of the quorum again before the next loss
+        await wait_until(lambda: len(confirmed) >= TOTAL * 3 // 5, 60, "three fifths confirmed")
+        node = await cluster.node_of(f"{unique_name} consumer")
+        leader = await cluster.leader_of(cluster_names.queue)
+        stopped = loop.time()
+        await cluster.stop(node)
+
+        def resumed() -> bool:
+            return any(n == 1 for arrivals in consumer.seen.values() for _, n in arrivals)
+
+        await wait_until(resumed, 30, "the consumer receiving on another node")
+        first = min(t for arrivals in consumer.seen.values() for t, n in arrivals if n == 1)
+        stops.append(("consumer", str(node), first - stopped))
+        print(f"\nthe queue's leader when the consumer's node stopped: {leader}")
+        moved = await cluster.node_of(f"{unique_name} consumer")
+        assert moved != node
+        return stops
+
+    async with consumer, producer:
+        assert await cluster.node_of(f"{unique_name} producer") != await cluster.node_of(
+            f"{unique_name} consumer"
+        )
+        started = loop.time()
+        _, stops = await asyncio.gather(
+            publish_paced(producer, TOTAL, RATE, confirmed, failed, window=500), stop_nodes()
+        )
+        published = loop.time() - started
+        await wait_until(lambda: confirmed <= consumer.seen.keys(), 60, "every confirmed id")
+    duplicates = sum(len(arrivals) - 1 for arrivals in consumer.seen.values())
+    heals = [r.getMessage() for r in caplog.records if "reconnected to" in r.getMessage()]
+    print(
+        f"\nnode loss: {TOTAL} published in {published:.1f} s, {len(confirmed)} confirmed, "
+        f"{len(failed)} failed, {duplicates} duplicates; node stops (who, node, seconds from "
+        f"the stop to the reconnection / first message on another node): {stops}; {heals}"
+    )
+    assert [who for who, _, _ in stops] == ["producer", "consumer"]
+    assert (producer.reconnects, consumer.reconnects) == (1, 1)  # each lost only its own node
+    consumer_resume = stops[1][2]
+    assert consumer_resume < RESUME_LIMIT
+    assert failed == {}
+    assert confirmed == {str(n) for n in range(TOTAL)}
