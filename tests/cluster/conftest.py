@@ -4,13 +4,16 @@ The nodes run as the ``rabbitmq`` user (so they share the machine's Erlang cooki
 ``rabbitmqctl`` run as root also uses), each with its own node name, AMQP and distribution
 ports, data, log, config and plugins files under one directory. Nothing here touches the
 machine's own node: every ``rabbitmqctl`` call names one of ours with ``-n``. The cluster is
-started once per session and always torn down, leftovers of a crashed run first.
+started once for the tests of this folder and always torn down, leftovers of a crashed run
+first; a lock file keeps two test sessions on this machine from using it at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import fcntl
 import os
 import pwd
 import shutil
@@ -30,6 +33,7 @@ from tests.conftest import IN_CI, AmqpNames, amqp_connect
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")  # the Debian package's own launcher
 RABBITMQ_HOME = "/var/lib/rabbitmq"  # holds the Erlang cookie of the rabbitmq user
 BASE = Path(tempfile.gettempdir()) / "aiohttp-booster-cluster"
+LOCK = Path(tempfile.gettempdir()) / "aiohttp-booster-cluster.lock"
 # Above the ephemeral port range (32768-60999), away from RabbitMQ's 5672, 15672, 15692,
 # 25672 and the CLI tools' 35672-35682: no client socket or other broker takes them.
 AMQP_PORTS = (61721, 61722, 61723)
@@ -236,9 +240,30 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@contextlib.contextmanager
+def _exclusive(timeout: float) -> Iterator[None]:
+    """Hold the machine-wide lock of the cluster's names and ports (another checkout or
+    session running these tests waits for it); the kernel releases it if we crash."""
+    with LOCK.open("a") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another test session held {LOCK} for {timeout:g} s")
+                time.sleep(0.5)  # the other session's cluster tests take about 90 s
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="package")
 def cluster_session() -> Iterator[Cluster]:
-    """The three-node cluster, started once; stopped and removed at the end of the session."""
+    """The three-node cluster, started once for tests/cluster (as if session-scoped, but
+    stopped and removed as soon as its last test is done, not at the end of the suite)."""
     problem = _missing()
     if problem is not None:
         if IN_CI:
@@ -248,16 +273,19 @@ def cluster_session() -> Iterator[Cluster]:
         Node(f"aiohttpbooster{n}@localhost", amqp, dist, BASE / f"node{n}")
         for n, amqp, dist in zip((1, 2, 3), AMQP_PORTS, DIST_PORTS, strict=True)
     )
-    kill_leftovers(nodes)  # a previous run that crashed before its tear-down
-    shutil.rmtree(BASE, ignore_errors=True)
-    cluster = Cluster(nodes)
-    started = time.monotonic()
-    try:
-        asyncio.run(cluster.boot())
-        print(f"\ncluster of {len(nodes)} nodes up in {time.monotonic() - started:.1f} s")
-        yield cluster
-    finally:
-        cluster.tear_down()
+    with _exclusive(timeout=240):
+        kill_leftovers(nodes)  # a previous run that crashed before its tear-down
+        shutil.rmtree(BASE, ignore_errors=True)
+        cluster = Cluster(nodes)
+        atexit.register(cluster.tear_down)  # also when pytest is interrupted mid-session
+        started = time.monotonic()
+        try:
+            asyncio.run(cluster.boot())
+            print(f"\ncluster of {len(nodes)} nodes up in {time.monotonic() - started:.1f} s")
+            yield cluster
+        finally:
+            cluster.tear_down()
+            atexit.unregister(cluster.tear_down)
 
 
 @pytest.fixture
