@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,10 +13,10 @@ from prometheus_client import CollectorRegistry
 from ._exposition import metrics_handler
 from .config import MonitoringConfig, load_config
 from .errors import MonitoringError
-from .middleware import RequestMetrics
 from .pushgateway import pushing
 from .readiness import ready_handler
 from .registry import create_registry
+from .request_metrics import RequestMetrics
 from .scheduler import CheckState, Scheduler
 
 
@@ -65,7 +65,7 @@ async def setup_monitoring(config: Mapping[str, Any], app: web.Application) -> N
         routes = (settings.route_ping, settings.route_metrics, settings.route_ready)
         excluded = [route for route in routes if route is not None]
         request_metrics = RequestMetrics(registry, settings.request_metrics, excluded)
-        app.middlewares.insert(0, request_metrics.middleware)  # outermost: the final status
+        app.on_startup.append(_instrument(request_metrics))
     app[MONITORING_KEY] = Monitoring(settings, Scheduler(checks), states, registry, request_metrics)
     app[REGISTRY_KEY] = registry
     guard = settings.auth.protect if settings.auth is not None else _open
@@ -78,6 +78,13 @@ async def setup_monitoring(config: Mapping[str, Any], app: web.Application) -> N
     app.cleanup_ctx.append(_run_checks)
     if settings.pushgateway is not None:
         app.cleanup_ctx.append(pushing(settings.pushgateway, registry))
+
+
+def _instrument(request_metrics: RequestMetrics) -> Callable[[web.Application], Awaitable[None]]:
+    async def instrument(app: web.Application) -> None:  # the router is frozen by now
+        request_metrics.instrument(app)
+
+    return instrument
 
 
 def _open(handler: Handler) -> Handler:

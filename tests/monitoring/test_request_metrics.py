@@ -185,3 +185,42 @@ async def test_promtool_accepts_the_request_families(serve: ServeFactory) -> Non
     async with asyncio.timeout(30):
         stdout, stderr = await process.communicate(text.encode())
     assert (process.returncode, stdout, stderr) == (0, b"", b"")
+
+
+class ItemView(web.View):
+    """A class-based view: GET answers, DELETE raises, other methods are 405."""
+
+    async def get(self) -> web.Response:
+        return web.Response(text=self.request.match_info["id"])
+
+    async def delete(self) -> web.Response:
+        raise RuntimeError("a bug in the view")
+
+
+async def test_class_based_views_and_sub_apps_are_counted_by_template(
+    serve: ServeFactory,
+) -> None:
+    """Handlers are wrapped when the app starts, not run through a middleware: views, sub-app
+    routes and the sub-app's unmatched paths must all be counted as before."""
+    api = web.Application()
+    api.router.add_view("/things/{id}", ItemView)
+    app = items_app()
+    app.add_subapp("/api", api)
+    served = await serve({"request_metrics": True}, app)
+    assert not app.middlewares  # nothing runs for every request but the wrapped handler
+    calls = [("GET", "/api/things/1"), ("GET", "/api/things/2"), ("DELETE", "/api/things/1"),
+             ("PUT", "/api/things/1"), ("GET", "/api/nowhere"), ("GET", "/items/boom")]  # fmt: skip
+    for method, path in calls:
+        async with served.session.request(method, served.url(path)) as response:
+            await response.read()
+    values = samples(await served.metrics())
+    view = "/api/things/{id}"
+    expected = {
+        labels(method="GET", handler=view, status="200"): 2,
+        labels(method="DELETE", handler=view, status="500"): 1,
+        labels(method="PUT", handler=view, status="405"): 1,  # the view's own 405
+        labels(method="GET", handler="unmatched", status="404"): 1,
+        labels(method="GET", handler=ITEMS, status="500"): 1,
+    }
+    counted = {key[1]: value for key, value in values.items() if key[0] == "http_requests_total"}
+    assert counted == expected
