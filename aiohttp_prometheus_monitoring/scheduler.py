@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 JITTER_SHARE = 0.05  # of sleep_time, added to each run so that checks spread out
 MAX_JITTER = 1.0
-STRAGGLER_GRACE = 5.0  # how long close() waits for runs that were cancelled
+STRAGGLER_GRACE = 5.0  # how long close() waits for the check tasks it cancelled
 MAX_REASON = 200  # characters of a failure's reason kept for /ready
 
 
@@ -64,8 +64,6 @@ class Scheduler:
     def __init__(self, checks: Sequence[tuple[CheckConfig, Check, CheckState]]) -> None:
         self._checks = tuple(checks)
         self._tasks: list[asyncio.Task[None]] = []
-        # runs past their timeout (or interrupted by close), cancelled and awaited by close()
-        self._stragglers: set[asyncio.Task[bool]] = set()
         self._random = random.Random()
 
     @property
@@ -90,14 +88,16 @@ class Scheduler:
             return
         for task in tasks:
             task.cancel()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for (config, _, _), result in zip(self._checks, results, strict=True):
-            if isinstance(result, Exception):  # our loop never raises; say so loudly if it did
+        _, pending = await asyncio.wait(tasks, timeout=STRAGGLER_GRACE)
+        for (config, _, _), task in zip(self._checks, tasks, strict=True):
+            if task in pending:  # a check that swallows cancellation: nothing more we can do
+                logger.warning("%s ignores cancellation; left running", task.get_name())
+            elif not task.cancelled() and task.exception() is not None:
+                # our loop never raises; say so loudly if it did
                 logger.error(
                     "check %s: its task failed: %s", config.name,
-                    redact(repr(result), config.secrets), extra={"check": config.name},
+                    redact(repr(task.exception()), config.secrets), extra={"check": config.name},
                 )  # fmt: skip
-        await self._await_stragglers()
         for config, check, _ in self._checks:
             close = getattr(check, "close", None)
             if close is None:
@@ -109,26 +109,6 @@ class Scheduler:
                     "check %s: close() failed: %s", config.name,
                     redact(repr(exc), config.secrets), extra={"check": config.name},
                 )  # fmt: skip
-
-    async def _await_stragglers(self) -> None:
-        stragglers = set(self._stragglers)
-        for task in stragglers:
-            task.cancel()
-        if not stragglers:
-            return
-        _, pending = await asyncio.wait(stragglers, timeout=STRAGGLER_GRACE)
-        for task in pending:  # a check that swallows cancellation: nothing more we can do
-            logger.warning("%s ignores cancellation; left running", task.get_name())
-
-    def _abandon(self, task: asyncio.Task[bool]) -> None:
-        task.cancel()
-        self._stragglers.add(task)
-        task.add_done_callback(self._forget)
-
-    def _forget(self, task: asyncio.Task[bool]) -> None:
-        self._stragglers.discard(task)
-        if not task.cancelled():
-            task.exception()  # a late failure of an abandoned run is not news: mark it seen
 
     async def _run_forever(self, config: CheckConfig, check: Check, state: CheckState) -> None:
         loop = asyncio.get_running_loop()
@@ -147,40 +127,30 @@ class Scheduler:
     async def _run_once(self, config: CheckConfig, check: Check, state: CheckState) -> None:
         """Run a check once under its timeout and record the result in ``state``.
 
-        The run is a task of its own, so that its timeout holds even when the check is
-        slow to honour cancellation; a raise or a timeout counts as down; cancellation of
-        the scheduler propagates.
+        The run happens in the check's own task (no task per run): a raise or a timeout
+        counts as down; cancellation of the scheduler propagates.
         """
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
         started = loop.time()
-        run = loop.create_task(_passes(check), name=f"monitoring run {config.name}")
+        deadline = asyncio.timeout(config.timeout)
         try:
-            done, _ = await asyncio.wait({run}, timeout=config.timeout)
+            async with deadline:
+                up = bool(await check.check())
+            result, reason = ("success", "") if up else ("failure", "the check returned False")
         except asyncio.CancelledError:
-            self._abandon(run)
-            raise
-        if done:
-            result, reason = _outcome(run)
-        else:
-            self._abandon(run)
+            if task is not None and task.cancelling():  # we are being stopped
+                raise
+            result, reason = "error", "the check raised CancelledError although nobody cancelled it"
+        except Exception as exc:
+            result, reason = "error", f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, TimeoutError):
+                result, reason = "timeout", f"timed out: {exc!r}"
+        if task is not None and task.cancelling():  # stopped, and the check swallowed it
+            raise asyncio.CancelledError
+        if deadline.expired():  # whatever the check made of the cancellation, a timeout
             result, reason = "timeout", f"no answer within its timeout of {config.timeout:g} s"
         record(config, state, result, reason, loop.time() - started)
-
-
-async def _passes(check: Check) -> bool:
-    return bool(await check.check())
-
-
-def _outcome(run: asyncio.Task[bool]) -> tuple[str, str]:
-    """The result label of a finished run, and why it is down."""
-    if run.cancelled():
-        return "error", "the check raised CancelledError although nobody cancelled it"
-    exc = run.exception()
-    if isinstance(exc, TimeoutError):
-        return "timeout", f"timed out: {exc!r}"
-    if exc is not None:
-        return "error", f"{type(exc).__name__}: {exc}"
-    return ("success", "") if run.result() else ("failure", "the check returned False")
 
 
 def record(config: CheckConfig, state: CheckState, result: str, reason: str, took: float) -> None:
