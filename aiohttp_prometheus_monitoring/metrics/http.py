@@ -44,18 +44,30 @@ class HttpMetric(BaseMetric):
         self.method = method.upper()
         self.expected_statuses = frozenset(expected_statuses or range(200, 300))
         self.headers = dict(headers or {})
+        self._session: aiohttp.ClientSession | None = None
 
     async def check(self) -> bool:
-        """One request on a connection of its own, closed before returning."""
-        connector = aiohttp.TCPConnector(ssl=self.verify_ssl, force_close=True)
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
-        async with (
-            aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
-            session.request(
-                self.method, self.url, headers=self.headers, allow_redirects=True
-            ) as response,
-        ):
+        """One request on a connection of its own, closed before returning.
+
+        The client session is made once, on the first run (so on the loop that runs the
+        checks), and kept until :meth:`close`; its connector keeps no connection alive, so
+        each run still opens a fresh one and closes it.
+        """
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self.verify_ssl, force_close=True),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            )
+        async with self._session.request(
+            self.method, self.url, headers=self.headers, allow_redirects=True
+        ) as response:
             return response.status in self.expected_statuses
+
+    async def close(self) -> None:
+        """Close the client session; called once when monitoring stops."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     def __repr__(self) -> str:
         headers = {k: MASK if is_secret_key(k) else v for k, v in self.headers.items()}
