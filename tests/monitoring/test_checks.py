@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from aiohttp_prometheus_monitoring.config import load_config
+from aiohttp_prometheus_monitoring.metrics.http import HttpMetric
+from aiohttp_prometheus_monitoring.metrics.tcp import TcpMetric
+from aiohttp_prometheus_monitoring.scheduler import CheckState, Scheduler
 from tests.monitoring.conftest import ServeFactory, SilentListener, entry, poll, samples
 
 Params = Callable[[str, int], dict[str, Any]]  # (host, port) -> params
@@ -172,3 +180,101 @@ async def test_a_refused_login_never_shows_its_password(
     assert secret not in caplog.text
     assert secret not in text
     assert secret not in repr(served.app)
+
+
+def open_fds() -> int:
+    """File descriptors this process holds open now."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def unanswered_port() -> Iterator[int]:
+    """A loopback port whose listener never accepts and whose queue is full: connects hang."""
+    with socket.socket() as server, socket.socket() as filler:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = int(server.getsockname()[1])
+        filler.connect(("127.0.0.1", port))  # takes the one place in the queue
+        yield port
+
+
+async def test_tcp_check_closes_its_socket_on_timeout_and_on_cancel(unanswered_port: int) -> None:
+    """The TCP check owns a bare socket: a connect cut short must not leave it open."""
+    check = TcpMetric("127.0.0.1", unanswered_port)
+    before = open_fds()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await check.check()
+    assert open_fds() == before
+    run = asyncio.create_task(check.check())
+
+    async def connecting() -> bool:
+        return open_fds() > before
+
+    await poll(connecting)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert open_fds() == before
+
+
+@dataclass
+class CountingServer:
+    """An HTTP server answering 200 that counts the connections that asked something, and
+    those it then saw closed."""
+
+    port: int = 0
+    accepted: int = 0
+    closed: int = 0
+
+
+@pytest.fixture
+async def counting_server() -> AsyncIterator[CountingServer]:
+    """A real HTTP/1.1 listener on loopback; its connections are counted."""
+    counts = CountingServer()
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:  # a probe that the port listens (wait_for_listen)
+            writer.close()
+            return
+        counts.accepted += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await reader.read()  # until the client closes
+        counts.closed += 1
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    counts.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield counts
+
+
+async def test_http_check_connects_afresh_each_run_and_closes_its_session_on_shutdown(
+    counting_server: CountingServer,
+) -> None:
+    """The HTTP check keeps one client session, yet each run proves a fresh connect and
+    closes it; the scheduler closes the session when monitoring stops."""
+    url = f"http://127.0.0.1:{counting_server.port}/"
+    config = load_config({"metrics": [entry("monitoring_web", "http.HttpMetric", {"url": url},
+                                            sleep_time=0.01)]}).metrics[0]  # fmt: skip
+    check = config.create_check()
+    assert isinstance(check, HttpMetric)
+    state = CheckState.of(config)
+    scheduler = Scheduler([(config, check, state)])
+    scheduler.start()
+
+    async def three_runs() -> bool:
+        return state.runs["success"] >= 3
+
+    await poll(three_runs)
+    await scheduler.close()
+    # one connection per run (and perhaps one more, of a run that the close cut short)
+    assert state.runs["success"] <= counting_server.accepted <= state.runs["success"] + 1
+    assert check._session is None  # closed by the scheduler, not left to the garbage collector
+
+    async def all_closed() -> bool:
+        return counting_server.closed == counting_server.accepted
+
+    await poll(all_closed)
