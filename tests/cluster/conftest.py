@@ -140,6 +140,14 @@ class Cluster:
         process = self.processes.pop(node.name)
         await asyncio.to_thread(process.wait, 30)
 
+    async def kill(self, node: Node) -> None:
+        """Crash ``node``: SIGKILL to its Erlang VM (and launcher), as a lost machine would
+        look to its peers and clients, minus the network timeouts; returns once it is gone."""
+        self.stopped.add(node.name)
+        kill_leftovers([node])
+        process = self.processes.pop(node.name)
+        await asyncio.to_thread(process.wait, 30)
+
     async def node_of(self, connection_name: str, timeout: float = 10.0) -> Node:
         """The node a client connection (found by its client-provided name) is open on."""
         loop = asyncio.get_running_loop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from aioamqp_ext import BaseConsumer, BaseProducer
 from tests.amqp.conftest import publish_paced, wait_until
 from tests.cluster.conftest import Cluster
-from tests.conftest import AmqpNames
+from tests.conftest import AmqpNames, amqp_connect
 
 pytestmark = pytest.mark.cluster
 
@@ -33,13 +34,13 @@ class Tally(BaseConsumer):
 
 
 @pytest.mark.slow
-async def test_a_quorum_queue_loses_no_confirmed_message_when_producer_and_consumer_nodes_stop(
+async def test_a_quorum_queue_loses_no_confirmed_message_when_the_client_nodes_stop_or_crash(
     cluster: Cluster,
     cluster_names: AmqpNames,
     unique_name: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Losing a node must cost seconds, never messages: the other nodes carry on."""
+    """Losing a node, stopped or crashed, must cost seconds, never messages."""
     caplog.set_level(logging.INFO, logger="aioamqp_ext")
     options: dict[str, Any] = {"exchange": cluster_names.exchange, "publish_timeout": 60.0}
     # The orders put producer and consumer on different nodes, before and after each loss:
@@ -64,14 +65,14 @@ async def test_a_quorum_queue_loses_no_confirmed_message_when_producer_and_consu
     loop = asyncio.get_running_loop()
 
     async def stop_nodes() -> list[tuple[str, str, float]]:
-        """Stop the producer's node, start it again, then stop the consumer's node."""
+        """Stop the producer's node, start it again, then crash the consumer's node."""
         stops = []
         await wait_until(lambda: len(confirmed) >= TOTAL // 5, 60, "a fifth confirmed")
         node = await cluster.node_of(f"{unique_name} producer")
         stopped = loop.time()
         await cluster.stop(node)
         await wait_until(lambda: producer.reconnects == 1, 30, "the producer on another node")
-        stops.append(("producer", str(node), round(loop.time() - stopped, 2)))
+        stops.append(("producer's, stopped", str(node), round(loop.time() - stopped, 2)))
         restarting = loop.time()
         await cluster.start(node)  # a majority of the quorum again before the next loss
         stops.append(("restart", str(node), round(loop.time() - restarting, 2)))
@@ -80,15 +81,15 @@ async def test_a_quorum_queue_loses_no_confirmed_message_when_producer_and_consu
         node = await cluster.node_of(f"{unique_name} consumer")
         leader = await cluster.leader_of(cluster_names.queue)
         stopped = loop.time()
-        await cluster.stop(node)
+        await cluster.kill(node)  # no goodbye: the queue's leader dies with it
 
         def resumed() -> bool:
             return any(n == 1 for arrivals in consumer.seen.values() for _, n in arrivals)
 
         await wait_until(resumed, 30, "the consumer receiving on another node")
         first = min(t for arrivals in consumer.seen.values() for t, n in arrivals if n == 1)
-        stops.append(("consumer", str(node), round(first - stopped, 2)))
-        print(f"\nthe queue's leader when the consumer's node stopped: {leader}")
+        stops.append(("consumer's, killed", str(node), round(first - stopped, 2)))
+        print(f"\nthe queue's leader when the consumer's node was killed: {leader}")
         moved = await cluster.node_of(f"{unique_name} consumer")
         assert moved != node
         return stops
@@ -107,13 +108,66 @@ async def test_a_quorum_queue_loses_no_confirmed_message_when_producer_and_consu
     heals = [r.getMessage() for r in caplog.records if "reconnected to" in r.getMessage()]
     print(
         f"\nnode loss: {TOTAL} published in {published:.1f} s, {len(confirmed)} confirmed, "
-        f"{len(failed)} failed, {duplicates} duplicates; node stops (whose node, which, seconds "
-        f"from the stop to the producer's reconnection / to the consumer's first message on "
+        f"{len(failed)} failed, {duplicates} duplicates; node losses (whose node, which, seconds "
+        f"from the loss to the producer's reconnection / to the consumer's first message on "
         f"another node; and the restart in between): {stops}; {heals}"
     )
-    assert [who for who, _, _ in stops] == ["producer", "restart", "consumer"]
+    assert [who for who, _, _ in stops] == ["producer's, stopped", "restart", "consumer's, killed"]
     assert (producer.reconnects, consumer.reconnects) == (1, 1)  # each lost only its own node
     consumer_resume = stops[2][2]
     assert consumer_resume < RESUME_LIMIT
     assert failed == {}
     assert confirmed == {str(n) for n in range(TOTAL)}
+
+
+LEADER_TOTAL = 3_000
+LEADER_RATE = 500
+
+
+@pytest.mark.slow
+async def test_clients_on_other_nodes_carry_on_without_reconnecting_when_the_leader_node_stops(
+    cluster: Cluster, cluster_names: AmqpNames
+) -> None:
+    """Losing the node that leads the queue must not even cost the clients a reconnection."""
+    first, second, third = cluster.nodes
+    transport, protocol = await amqp_connect(third.url)  # the queue is led from the third node
+    try:
+        channel = await protocol.channel()
+        await channel.queue_declare(cluster_names.queue, durable=True,
+                                    arguments={"x-queue-type": "quorum"})  # fmt: skip
+    finally:
+        await protocol.close()
+        transport.close()
+    assert await cluster.leader_of(cluster_names.queue) == str(third)
+    options: dict[str, Any] = {"exchange": cluster_names.exchange, "publish_timeout": 60.0}
+    producer = BaseProducer(url=[second.url], **options)
+    consumer = Tally(url=[first.url], queue=cluster_names.queue, routing_key="k",
+                     prefetch_count=50, queue_arguments={"x-queue-type": "quorum"},
+                     **options)  # fmt: skip
+    confirmed: set[str] = set()
+    failed: dict[str, str] = {}
+    loop = asyncio.get_running_loop()
+
+    async def stop_leader() -> float:
+        await wait_until(lambda: len(confirmed) >= LEADER_TOTAL // 3, 30, "a third confirmed")
+        stopped = loop.time()
+        await cluster.stop(third)
+        return stopped
+
+    async with consumer, producer:
+        _, stopped = await asyncio.gather(
+            publish_paced(producer, LEADER_TOTAL, LEADER_RATE, confirmed, failed), stop_leader()
+        )
+        await wait_until(lambda: confirmed <= consumer.seen.keys(), 30, "every confirmed id")
+        leader = await cluster.leader_of(cluster_names.queue)
+    arrivals = sorted(t for times in consumer.seen.values() for t, _ in times)
+    gap = max(b - a for a, b in itertools.pairwise(arrivals) if b > stopped)
+    print(
+        f"\nleader loss: {third} (the leader) stopped; new leader {leader}; longest pause "
+        f"in deliveries after the stop {gap:.2f} s; {len(confirmed)} confirmed, {len(failed)} "
+        f"failed; reconnections: producer {producer.reconnects}, consumer {consumer.reconnects}"
+    )
+    assert leader in (str(first), str(second))
+    assert (producer.reconnects, consumer.reconnects) == (0, 0)
+    assert failed == {}
+    assert confirmed == {str(n) for n in range(LEADER_TOTAL)}
