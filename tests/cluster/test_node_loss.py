@@ -171,3 +171,40 @@ async def test_clients_on_other_nodes_carry_on_without_reconnecting_when_the_lea
     assert (producer.reconnects, consumer.reconnects) == (0, 0)
     assert failed == {}
     assert confirmed == {str(n) for n in range(LEADER_TOTAL)}
+
+
+@pytest.mark.slow
+async def test_a_classic_queue_is_out_of_service_while_its_node_is_down_then_resumes(
+    cluster: Cluster, cluster_names: AmqpNames, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What quorum queues buy: a classic queue lives on one node, and its consumer can only
+    wait for that node (retrying, not failing), then resumes by itself."""
+    caplog.set_level(logging.INFO, logger="aioamqp_ext")
+    first, second, _ = cluster.nodes
+    consumer = Tally(
+        url=[second.url, first.url],
+        exchange=cluster_names.exchange,
+        queue=cluster_names.queue,
+        routing_key="k",
+        reconnect_max_delay=1.0,
+    )
+    loop = asyncio.get_running_loop()
+
+    def refused() -> bool:
+        return any("home node" in r.getMessage() for r in caplog.records)
+
+    async with consumer:  # the queue is declared on the second node: its home
+        await cluster.stop(second)
+        await wait_until(refused, 20, "the other node refusing the queue")
+        assert not consumer.is_connected
+        await cluster.start(second)
+        back = loop.time()
+        await consumer.wait_connected(timeout=20)
+        resumed = loop.time() - back
+        async with BaseProducer(url=[first.url], exchange=cluster_names.exchange) as producer:
+            for n in range(100):
+                await producer.publish_message(str(n), routing_key="k")
+        await wait_until(lambda: len(consumer.seen) == 100, 20, "100 messages")
+    refusal = next(r.getMessage() for r in caplog.records if "home node" in r.getMessage())
+    print(f"\nclassic queue: node {second} down: {refusal}; consuming again {resumed:.2f} s "
+          "after the node was back")  # fmt: skip
