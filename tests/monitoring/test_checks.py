@@ -123,8 +123,11 @@ async def test_check_against_a_silent_host_is_down_within_its_timeout(
     await poll(down, timeout=5.0)
     elapsed = time.monotonic() - started
     assert silent_listener.accepted >= 1, "the check never reached the listener"
-    assert timeout <= elapsed < timeout + 0.5
-    assert max(latencies) < 0.05, f"/metrics took {max(latencies) * 1000:.1f} ms during the hang"
+    # Generous bounds, so that a loaded machine does not fail them, that still tell a hang
+    # (the listener never answers, and the next run is 30 s away) and a scrape that waits on
+    # the check (it would take about the check's timeout) from what we promise.
+    assert timeout <= elapsed < timeout + 1.5
+    assert max(latencies) < timeout / 2, f"/metrics took {max(latencies) * 1000:.1f} ms"
     print(f"{kind}: down after {elapsed:.3f} s; /metrics during the hang: {len(latencies)} "
           f"scrapes, max {max(latencies) * 1000:.1f} ms")  # fmt: skip
     text = await served.metrics()
