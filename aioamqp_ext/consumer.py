@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 import signal
+import sys
 from typing import TYPE_CHECKING, Any, Self
 
 from ._transport import Connection, Delivery
@@ -24,6 +25,10 @@ RETRY_HEADER = "x-aioamqp-ext-retries"
 ACK, DEAD_LETTER, RETRY = range(3)  # outcomes, as indexes of the metrics' counts
 _SERIALIZER_CACHE_SIZE = 16  # content types remembered; a queue rarely carries more than one
 _BINDING_BY_TYPE = {"topic": "#", "fanout": "", "headers": ""}
+# Python 3.12+ can start a task eagerly: a handler then runs at once, inside the delivery's
+# callback, up to its first real wait (a no-op one to its ack), saving a loop iteration on
+# every message's round trip. On 3.11 every handler starts on the next iteration.
+_EAGER = sys.version_info >= (3, 12)
 
 
 class BaseConsumer(BaseAmqp):
@@ -95,7 +100,14 @@ class BaseConsumer(BaseAmqp):
         """Run the handler as a task: aioamqp would otherwise run one message at a time."""
         handling = self._handle(conn, delivery)
         metrics = self._metrics
-        task = asyncio.create_task(handling if metrics is None else metrics.timed(handling))
+        coro = handling if metrics is None else metrics.timed(handling)
+        if _EAGER:
+            loop = asyncio.get_running_loop()
+            task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+            if task.done():  # handled, settled and counted already
+                return
+        else:
+            task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -166,9 +178,12 @@ class BaseConsumer(BaseAmqp):
         """Ack or reject; ``result`` (a metrics index) defaults to ack or dead-letter."""
         try:
             if ack:
-                # A lone handler (prefetch 1, or a quiet queue) has no other ack to share a
-                # write with: send it now rather than one loop iteration later.
-                await conn.ack(delivery.delivery_tag, now=len(self._tasks) <= 1)
+                # An ack with no other to share a write with is sent now rather than one loop
+                # iteration later: at prefetch 1 always, else when this handler is the only
+                # task (an eager handler finishing at once is not one: more deliveries of the
+                # same read may follow it, and their acks go out together).
+                lone = self.config.prefetch_count == 1 or (not _EAGER and len(self._tasks) <= 1)
+                await conn.ack(delivery.delivery_tag, now=lone)
             else:
                 await conn.reject(delivery.delivery_tag, requeue=False)
             if self._metrics is not None:

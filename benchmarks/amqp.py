@@ -34,8 +34,8 @@ SIZES = {
                    transient=300),
     "quick": Sizes(rounds=3, consume=3000, consume_p1=1000, pipelined=3000, one_by_one=300,
                    transient=6000),
-    "full": Sizes(rounds=5, consume=20000, consume_p1=5000, pipelined=20000, one_by_one=1500,
-                  transient=40000),
+    "full": Sizes(rounds=7, consume=60000, consume_p1=15000, pipelined=60000, one_by_one=3000,
+                  transient=120000),
 }  # fmt: skip
 
 CONSUME_100 = "consume, no-op handler, prefetch 100"
