@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +26,28 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def tool(name: str) -> str:
+    """The path of a Debian tool, or skip (fail in CI) naming scripts/tools."""
+    binary = shutil.which(name)
+    if binary is None:
+        message = f"{name} is missing: run scripts/tools"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return binary
+
+
+async def promtool_check_metrics(text: str) -> None:
+    """``promtool check metrics`` must accept ``text`` without a word on either stream."""
+    process = await asyncio.create_subprocess_exec(
+        tool("promtool"), "check", "metrics", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(30):
+        stdout, stderr = await process.communicate(text.encode())
+    assert (process.returncode, stdout, stderr) == (0, b"", b"")
 
 
 def _unavailable(service: str, url: str, exc: BaseException) -> None:

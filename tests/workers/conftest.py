@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -13,20 +12,9 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import ClientSession
 
-from tests.conftest import IN_CI
+from tests.conftest import tool
 from tests.monitoring.conftest import poll
 from tests.monitoring.test_web import ROOT, free_port
-
-
-def tool(name: str) -> str:
-    """The path of a Debian tool, or skip (fail in CI) naming scripts/tools."""
-    binary = shutil.which(name)
-    if binary is None:
-        message = f"{name} is missing: run scripts/tools"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return binary
 
 
 async def get_text(url: str) -> tuple[int, str] | None:

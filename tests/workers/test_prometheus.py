@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
-from tests.conftest import AmqpNames
+from tests.conftest import AmqpNames, tool
 from tests.monitoring.conftest import poll
 from tests.monitoring.test_exporter import prometheus  # noqa: F401  # the fixture
 from tests.monitoring.test_web import ROOT, free_port
-from tests.workers.conftest import Program, get_text, tool
+from tests.workers.conftest import Program, get_text
 
 yaml = pytest.importorskip("yaml")  # in the test extra; PyYAML ships no type hints
 
