@@ -7,15 +7,18 @@ wait in it); the code under test always talks to the broker through aioamqp_ext.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from aioamqp_ext import AmqpExtError, BaseProducer
 from tests.conftest import amqp_connect
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -162,42 +165,122 @@ async def close_connections_named(prefix: str, expected: int = 0, timeout: float
         await asyncio.sleep(0.1)  # polling the broker's listing, which has no event to await
 
 
-async def publish_paced(
-    producer: BaseProducer,
-    total: int,
-    rate: float,
-    confirmed: set[str],
-    failed: dict[str, str],
-    *,
-    window: int = 200,
-) -> None:
-    """Publish ``total`` messages ("0", "1", ...; each its own ``message_id``) at about
-    ``rate`` per second with at most ``window`` in flight, recording each message id as
-    confirmed or failed (with the error) as its publish returns."""
-    loop = asyncio.get_running_loop()
-    slots = asyncio.Semaphore(window)
-    started = loop.time()
+class Stream:
+    """Publishes ``"0"``, ``"1"``, ... (each also its ``message_id``) at about ``rate`` per
+    second, at most ``window`` in flight, for as long as a fault scenario runs, then until
+    ``tail`` more are confirmed: the scenario, not a fixed count at a fixed rate, decides
+    when the stream ends, so a slow fault (a node restarting on a loaded machine) can never
+    outlast it. Each id is recorded as confirmed or failed (with the error) as its publish
+    returns; ``ids`` is everything published, whatever the count came to.
 
-    async def one(message_id: str) -> None:
+    The scenario waits on the stream's progress (``await stream.confirmed_more(n)``), which
+    is an event, not a poll.
+    """
+
+    def __init__(
+        self, producer: BaseProducer, *, rate: float, window: int = 200, tail: int = 1_000
+    ) -> None:
+        self.producer = producer
+        self.rate = rate
+        self.window = window
+        self.tail = tail
+        self.published = 0
+        self.confirmed: set[str] = set()
+        self.failed: dict[str, str] = {}
+        self.seconds = 0.0  # how long publishing went on
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._publisher: asyncio.Task[None] | None = None
+
+    @property
+    def ids(self) -> set[str]:
+        """Every id published so far."""
+        return {str(n) for n in range(self.published)}
+
+    async def confirmed_more(self, count: int, timeout: float = 120.0) -> None:
+        """Return once ``count`` more publishes than now have been confirmed. ``timeout`` only
+        tells a hang (a stream that stopped confirming) from a slow machine."""
+        target = len(self.confirmed) + count
+        if len(self.confirmed) >= target:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, waiter))
         try:
-            await producer.publish_message(
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError:
+            raise AssertionError(
+                f"not within {timeout:g} s: {count} more confirmed (at {len(self.confirmed)} "
+                f"of {self.published} published, {len(self.failed)} failed)"
+            ) from None
+        finally:
+            if (target, waiter) in self._waiters:
+                self._waiters.remove((target, waiter))
+
+    async def during(self, scenario: Awaitable[T]) -> T:
+        """Publish while ``scenario`` runs, then until ``tail`` more are confirmed; wait for
+        every publish in flight; return what the scenario returned. If the scenario fails,
+        the stream stops at once and the failure propagates."""
+        self._publisher = asyncio.create_task(self._publish())
+        try:
+            result = await self._racing(scenario)
+            await self._racing(self.confirmed_more(self.tail))
+        except BaseException:
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publisher
+            raise
+        self._publisher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._publisher
+        return result
+
+    async def _racing(self, step: Awaitable[T]) -> T:
+        """Await ``step``, but fail at once if the publishing task died meanwhile."""
+        assert self._publisher is not None
+        task = asyncio.ensure_future(step)
+        await asyncio.wait({task, self._publisher}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()
+            self._publisher.result()  # raises what killed it
+            raise AssertionError("the publishing task ended before the scenario")
+        return task.result()
+
+    async def _publish(self) -> None:
+        """Publish until cancelled; on cancellation, let the publishes in flight finish."""
+        loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.window)
+        started = loop.time()
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                await slots.acquire()
+                task = asyncio.create_task(self._one(str(self.published), slots))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                self.published += 1
+                ahead = started + self.published / self.rate - loop.time()
+                if ahead > 0:  # pacing the load, not synchronising anything
+                    await asyncio.sleep(ahead)
+        finally:
+            self.seconds = loop.time() - started
+            if tasks:
+                await asyncio.wait(tasks)  # a publish that began ends confirmed or failed
+
+    async def _one(self, message_id: str, slots: asyncio.Semaphore) -> None:
+        try:
+            await self.producer.publish_message(
                 message_id, routing_key="k", properties={"message_id": message_id}
             )
         except AmqpExtError as exc:
-            failed[message_id] = repr(exc)
+            self.failed[message_id] = repr(exc)
         else:
-            confirmed.add(message_id)
+            self.confirmed.add(message_id)
+            done = len(self.confirmed)
+            for target, waiter in self._waiters:
+                if done >= target and not waiter.done():
+                    waiter.set_result(None)
         finally:
             slots.release()
-
-    tasks = set()
-    for n in range(total):
-        await slots.acquire()
-        tasks.add(asyncio.create_task(one(str(n))))
-        ahead = started + n / rate - loop.time()
-        if ahead > 0:  # pacing the load, not synchronising anything
-            await asyncio.sleep(ahead)
-    await asyncio.gather(*tasks)
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:

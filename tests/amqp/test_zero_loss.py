@@ -1,26 +1,26 @@
-"""Nothing lost: 20,000 confirmed messages across repeated connection cuts and operator closes."""
+"""Nothing lost: a stream of confirmed messages across repeated connection cuts and operator
+closes, going on until every fault has been injected and healed."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import logging
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import pytest
 
 from aioamqp_ext import BaseConsumer, BaseProducer
-from tests.amqp.conftest import close_connections_named, publish_paced, wait_until
+from tests.amqp.conftest import Stream, close_connections_named, wait_until
 from tests.conftest import AmqpNames
 from tests.proxy import FaultProxy
 
 MakeProxy = Callable[[str], Awaitable[tuple[FaultProxy, str]]]
-TOTAL = 20_000
-RATE = 1_600  # messages per second: slow enough that every fault lands mid-stream
+RATE = 1_600  # messages per second
+BETWEEN = 2_500  # confirmed between two faults, and after the last one (the tail)
 FAULTS = 6  # three proxy cuts and three rabbitmqctl close_connection, alternating
 
 
@@ -61,51 +61,45 @@ async def test_no_confirmed_message_is_lost_across_cuts_and_operator_closes(
         **options,
     )
     producer = BaseProducer(connection_name=f"{unique_name} producer", **options)
-    confirmed: set[str] = set()
-    failed: dict[str, str] = {}
-    loop = asyncio.get_running_loop()
+    stream = Stream(producer, rate=RATE, window=500, tail=BETWEEN)
 
-    def reached(threshold: int) -> bool:
-        return len(confirmed) >= threshold
+    def healed(times: int) -> bool:
+        return producer.reconnects == consumer.reconnects == times
 
     async def inject_faults() -> list[str]:
         done = []
         for k in range(FAULTS):
-            threshold = (k + 1) * TOTAL // (FAULTS + 2)
-            await wait_until(functools.partial(reached, threshold), 60, f"{threshold} confirmed")
+            await stream.confirmed_more(BETWEEN)
             if k % 2 == 0:
                 assert fault.cut() == 2
                 done.append("proxy cut")
             else:
                 assert await close_connections_named(unique_name, expected=2) == 2
                 done.append("rabbitmqctl close_connection")
-            await producer.wait_connected(timeout=15)
-            await consumer.wait_connected(timeout=15)
+            await wait_until(partial(healed, k + 1), 60, f"both healed after fault {k + 1}")
         return done
 
     async with consumer, producer:
-        started = loop.time()
-        _, faults = await asyncio.gather(
-            publish_paced(producer, TOTAL, RATE, confirmed, failed, window=500), inject_faults()
-        )
-        published = loop.time() - started
-        missing = await _wait_for_all(consumer, confirmed)
+        faults = await stream.during(inject_faults())
+        missing = await _wait_for_all(consumer, stream.confirmed)
     duplicates = sum(count - 1 for count in consumer.seen.values() if count > 1)
     heals = heal_times(caplog)
     print(
-        f"\n{len(confirmed)} confirmed, {len(failed)} failed, {duplicates} duplicates "
-        f"({sum(1 for c in consumer.seen.values() if c > 1)} ids), in {published:.1f} s; "
+        f"\n{stream.published} published, {len(stream.confirmed)} confirmed, "
+        f"{len(stream.failed)} failed, {duplicates} duplicates "
+        f"({sum(1 for c in consumer.seen.values() if c > 1)} ids), in {stream.seconds:.1f} s; "
         f"faults: {faults}; heal times (s): {heals}"
     )
     assert len(faults) == FAULTS
     assert len(heals) == 2 * FAULTS  # producer and consumer each healed after every fault
     assert missing == set()
-    assert failed == {}  # unconfirmed publishes were published again, none reported failed
-    assert set(consumer.seen) <= {str(n) for n in range(TOTAL)}
+    assert stream.failed == {}  # unconfirmed publishes were published again, none failed
+    assert stream.confirmed == stream.ids
+    assert set(consumer.seen) <= stream.ids
 
 
 async def _wait_for_all(consumer: Tally, confirmed: set[str]) -> set[str]:
     """Confirmed ids the consumer has not seen once it stops receiving (empty: none lost)."""
     with contextlib.suppress(AssertionError):  # the assertion below names what is missing
-        await wait_until(lambda: confirmed <= consumer.seen.keys(), 30, "every confirmed id")
+        await wait_until(lambda: confirmed <= consumer.seen.keys(), 60, "every confirmed id")
     return confirmed - consumer.seen.keys()

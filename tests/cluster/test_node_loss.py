@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from aioamqp_ext import BaseConsumer, BaseProducer
-from tests.amqp.conftest import publish_paced, wait_until
+from tests.amqp.conftest import Stream, wait_until
 from tests.cluster.conftest import Cluster
 from tests.conftest import AmqpNames, amqp_connect
 
 pytestmark = pytest.mark.cluster
 
-TOTAL = 20_000
-RATE = 800  # messages per second: 25 s, so both node stops land mid-stream
+RATE = 800  # messages per second, until both node losses are over, then a tail
+BETWEEN = 4_000  # confirmed before each node loss, and after the last one (the tail)
 RESUME_LIMIT = 10.0  # seconds from a node's stop to the consumer's first message elsewhere
 
 
@@ -60,24 +60,22 @@ async def test_a_quorum_queue_loses_no_confirmed_message_when_the_client_nodes_s
         connection_name=f"{unique_name} consumer",
         **options,
     )
-    confirmed: set[str] = set()
-    failed: dict[str, str] = {}
+    stream = Stream(producer, rate=RATE, window=500, tail=BETWEEN)
     loop = asyncio.get_running_loop()
 
     async def stop_nodes() -> list[tuple[str, str, float]]:
         """Stop the producer's node, start it again, then crash the consumer's node."""
         stops = []
-        await wait_until(lambda: len(confirmed) >= TOTAL // 5, 60, "a fifth confirmed")
+        await stream.confirmed_more(BETWEEN)
         node = await cluster.node_of(f"{unique_name} producer")
         stopped = loop.time()
         await cluster.stop(node)
-        await wait_until(lambda: producer.reconnects == 1, 30, "the producer on another node")
+        await wait_until(lambda: producer.reconnects == 1, 60, "the producer on another node")
         stops.append(("producer's, stopped", str(node), round(loop.time() - stopped, 2)))
         restarting = loop.time()
         await cluster.start(node)  # a majority of the quorum again before the next loss
         stops.append(("restart", str(node), round(loop.time() - restarting, 2)))
-        await wait_until(lambda: len(confirmed) >= TOTAL // 2, 60, "half confirmed")
-        assert len(confirmed) < TOTAL * 9 // 10, "the restart took so long the stream is ending"
+        await stream.confirmed_more(BETWEEN)  # the stream goes on, however long that took
         node = await cluster.node_of(f"{unique_name} consumer")
         leader = await cluster.leader_of(cluster_names.queue)
         stopped = loop.time()
@@ -86,7 +84,7 @@ async def test_a_quorum_queue_loses_no_confirmed_message_when_the_client_nodes_s
         def resumed() -> bool:
             return any(n == 1 for arrivals in consumer.seen.values() for _, n in arrivals)
 
-        await wait_until(resumed, 30, "the consumer receiving on another node")
+        await wait_until(resumed, 60, "the consumer receiving on another node")
         first = min(t for arrivals in consumer.seen.values() for t, n in arrivals if n == 1)
         stops.append(("consumer's, killed", str(node), round(first - stopped, 2)))
         print(f"\nthe queue's leader when the consumer's node was killed: {leader}")
@@ -98,30 +96,28 @@ async def test_a_quorum_queue_loses_no_confirmed_message_when_the_client_nodes_s
         assert await cluster.node_of(f"{unique_name} producer") != await cluster.node_of(
             f"{unique_name} consumer"
         )
-        started = loop.time()
-        _, stops = await asyncio.gather(
-            publish_paced(producer, TOTAL, RATE, confirmed, failed, window=500), stop_nodes()
-        )
-        published = loop.time() - started
+        stops = await stream.during(stop_nodes())
+        confirmed = stream.confirmed
         await wait_until(lambda: confirmed <= consumer.seen.keys(), 60, "every confirmed id")
     duplicates = sum(len(arrivals) - 1 for arrivals in consumer.seen.values())
     heals = [r.getMessage() for r in caplog.records if "reconnected to" in r.getMessage()]
     print(
-        f"\nnode loss: {TOTAL} published in {published:.1f} s, {len(confirmed)} confirmed, "
-        f"{len(failed)} failed, {duplicates} duplicates; node losses (whose node, which, seconds "
-        f"from the loss to the producer's reconnection / to the consumer's first message on "
-        f"another node; and the restart in between): {stops}; {heals}"
+        f"\nnode loss: {stream.published} published in {stream.seconds:.1f} s, "
+        f"{len(confirmed)} confirmed, {len(stream.failed)} failed, {duplicates} duplicates; "
+        f"node losses (whose node, which, seconds from the loss to the producer's "
+        f"reconnection / to the consumer's first message on another node; and the restart in "
+        f"between): {stops}; {heals}"
     )
     assert [who for who, _, _ in stops] == ["producer's, stopped", "restart", "consumer's, killed"]
     assert (producer.reconnects, consumer.reconnects) == (1, 1)  # each lost only its own node
     consumer_resume = stops[2][2]
     assert consumer_resume < RESUME_LIMIT
-    assert failed == {}
-    assert confirmed == {str(n) for n in range(TOTAL)}
+    assert stream.failed == {}
+    assert confirmed == stream.ids
 
 
-LEADER_TOTAL = 3_000
 LEADER_RATE = 500
+LEADER_BETWEEN = 1_000  # confirmed before the leader's node stops, and after it
 
 
 @pytest.mark.slow
@@ -144,33 +140,32 @@ async def test_clients_on_other_nodes_carry_on_without_reconnecting_when_the_lea
     consumer = Tally(url=[first.url], queue=cluster_names.queue, routing_key="k",
                      prefetch_count=50, queue_arguments={"x-queue-type": "quorum"},
                      **options)  # fmt: skip
-    confirmed: set[str] = set()
-    failed: dict[str, str] = {}
+    stream = Stream(producer, rate=LEADER_RATE, tail=LEADER_BETWEEN)
     loop = asyncio.get_running_loop()
 
     async def stop_leader() -> float:
-        await wait_until(lambda: len(confirmed) >= LEADER_TOTAL // 3, 30, "a third confirmed")
+        await stream.confirmed_more(LEADER_BETWEEN)
         stopped = loop.time()
         await cluster.stop(third)
         return stopped
 
     async with consumer, producer:
-        _, stopped = await asyncio.gather(
-            publish_paced(producer, LEADER_TOTAL, LEADER_RATE, confirmed, failed), stop_leader()
-        )
-        await wait_until(lambda: confirmed <= consumer.seen.keys(), 30, "every confirmed id")
+        stopped = await stream.during(stop_leader())
+        confirmed = stream.confirmed
+        await wait_until(lambda: confirmed <= consumer.seen.keys(), 60, "every confirmed id")
         leader = await cluster.leader_of(cluster_names.queue)
     arrivals = sorted(t for times in consumer.seen.values() for t, _ in times)
     gap = max(b - a for a, b in itertools.pairwise(arrivals) if b > stopped)
     print(
         f"\nleader loss: {third} (the leader) stopped; new leader {leader}; longest pause "
-        f"in deliveries after the stop {gap:.2f} s; {len(confirmed)} confirmed, {len(failed)} "
-        f"failed; reconnections: producer {producer.reconnects}, consumer {consumer.reconnects}"
+        f"in deliveries after the stop {gap:.2f} s; {stream.published} published, "
+        f"{len(confirmed)} confirmed, {len(stream.failed)} failed; reconnections: producer "
+        f"{producer.reconnects}, consumer {consumer.reconnects}"
     )
     assert leader in (str(first), str(second))
     assert (producer.reconnects, consumer.reconnects) == (0, 0)
-    assert failed == {}
-    assert confirmed == {str(n) for n in range(LEADER_TOTAL)}
+    assert stream.failed == {}
+    assert confirmed == stream.ids
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from aioamqp_ext import BaseProducer
-from tests.amqp.conftest import publish_paced, rabbitmqctl, wait_until
+from tests.amqp.conftest import Stream, rabbitmqctl, wait_until
 from tests.cluster.conftest import Cluster
 from tests.conftest import AmqpNames
 from tests.monitoring.conftest import poll
@@ -116,7 +116,7 @@ async def drained(cluster: Cluster, queue: str) -> None:
     async def empty() -> bool:
         return await queue_depth(cluster, queue) == 0
 
-    await poll(empty, timeout=30, interval=0.2)
+    await poll(empty, timeout=60, interval=0.2)
 
 
 def producer_for(cluster: Cluster, names: AmqpNames) -> BaseProducer:
@@ -135,8 +135,9 @@ def all_done(workers: list[Worker]) -> Counter[str]:
     return total
 
 
-TOTAL = 30_000
-RATE = 3_000  # messages per second
+RATE = 3_000  # messages per second, until the kill is over, then a tail
+BEFORE = 18_000  # confirmed before the kill
+AFTER = 12_000  # confirmed after it (the tail)
 
 
 @pytest.mark.slow
@@ -145,14 +146,13 @@ async def test_three_workers_share_a_quorum_queue_and_a_killed_ones_messages_go_
 ) -> None:
     """Scaling out is running more workers; a worker dying mid-message must lose nothing."""
     crew = await workers(3, prefetch=20, work=0.005)
-    confirmed: set[str] = set()
-    failed: dict[str, str] = {}
     producer = producer_for(cluster, cluster_names)
+    stream = Stream(producer, rate=RATE, window=500, tail=AFTER)
 
     async def kill_one() -> tuple[Worker, set[str]]:
-        await wait_until(lambda: len(confirmed) >= TOTAL * 3 // 5, 60, "three fifths confirmed")
+        await stream.confirmed_more(BEFORE)
         await producer.publish_message("hold", routing_key="k", properties={"message_id": "hold"})
-        await wait_until(lambda: any(w.refresh().started["hold"] for w in crew), 30, "held")
+        await wait_until(lambda: any(w.refresh().started["hold"] for w in crew), 60, "held")
         victim = next(w for w in crew if w.started["hold"])
         assert await victim.program.stop(signal.SIGKILL) == -signal.SIGKILL
         victim.refresh()
@@ -162,11 +162,9 @@ async def test_three_workers_share_a_quorum_queue_and_a_killed_ones_messages_go_
         return victim, set(victim.started) - set(victim.done)
 
     async with producer:
-        _, (victim, in_flight) = await asyncio.gather(
-            publish_paced(producer, TOTAL, RATE, confirmed, failed, window=500), kill_one()
-        )
-        everything = {*confirmed, "hold"}
-        await wait_until(lambda: everything <= all_done(crew).keys(), 60, "every id handled")
+        victim, in_flight = await stream.during(kill_one())
+        everything = {*stream.confirmed, "hold"}
+        await wait_until(lambda: everything <= all_done(crew).keys(), 120, "every id handled")
     await drained(cluster, cluster_names.queue)
     others = [w for w in crew if w is not victim]
     for worker in others:
@@ -175,21 +173,21 @@ async def test_three_workers_share_a_quorum_queue_and_a_killed_ones_messages_go_
     shares = {short(w): len(w.done) for w in crew}
     redelivered = in_flight & set(all_done(others))
     print(
-        f"\ncompeting workers: {TOTAL} published, {len(confirmed)} confirmed, {len(failed)} "
-        f"failed; handled per worker {shares} (victim {short(victim)}, "
+        f"\ncompeting workers: {stream.published} published, {len(stream.confirmed)} confirmed, "
+        f"{len(stream.failed)} failed; handled per worker {shares} (victim {short(victim)}, "
         f"SIGKILLed with {len(in_flight)} in its handlers, {len(redelivered)} of them handled "
         f"by the others); duplicates {sum(done.values()) - len(done)}"
     )
-    assert failed == {}
-    assert confirmed == {str(n) for n in range(TOTAL)}
+    assert stream.failed == {}
+    assert stream.confirmed == stream.ids
     assert "hold" in in_flight
     assert in_flight <= set(all_done(others))
     for name, count in shares.items():
-        assert count >= TOTAL // 10, f"{name} took only {count} of {TOTAL}"
+        assert count >= stream.published // 10, f"{name} took only {count} of {stream.published}"
 
 
-SCALE_IN_TOTAL = 6_000
-SCALE_IN_RATE = 2_000
+SCALE_IN_RATE = 2_000  # messages per second, until the stopped worker is gone, then a tail
+SCALE_IN_BETWEEN = 1_200  # confirmed before the SIGTERM, and after the worker exited
 HOLDS = 6
 
 
@@ -199,29 +197,28 @@ async def test_sigterm_drains_a_workers_handlers_and_the_others_keep_consuming(
 ) -> None:
     """Scaling in must not cost a message nor a redelivery: the stopped worker finishes first."""
     crew = await workers(3, prefetch=10)
-    confirmed: set[str] = set()
-    failed: dict[str, str] = {}
     producer = producer_for(cluster, cluster_names)
+    stream = Stream(producer, rate=SCALE_IN_RATE, tail=SCALE_IN_BETWEEN)
     loop = asyncio.get_running_loop()
 
     async def scale_in() -> tuple[Worker, set[str], float, dict[str, int]]:
-        await wait_until(lambda: len(confirmed) >= SCALE_IN_TOTAL // 5, 60, "a fifth confirmed")
+        await stream.confirmed_more(SCALE_IN_BETWEEN)
         holds = [f"hold{n}" for n in range(HOLDS)]
         await asyncio.gather(*(producer.publish_message(h, routing_key="k") for h in holds))
 
         def holding() -> Any:
             return next((w for w in crew if any(w.refresh().started[h] for h in holds)), None)
 
-        await wait_until(lambda: holding() is not None, 30, "a worker holding a message")
+        await wait_until(lambda: holding() is not None, 60, "a worker holding a message")
         victim = holding()
         signalled = loop.time()
         victim.program.process.send_signal(signal.SIGTERM)
-        await wait_until(lambda: victim.said("SIGTERM received"), 10, "the SIGTERM taken")
+        await wait_until(lambda: victim.said("SIGTERM received"), 30, "the SIGTERM taken")
         assert victim.program.process.returncode is None  # held by its handler
         in_flight = set(victim.refresh().started) - set(victim.done)
         for worker in crew:
             worker.program.process.send_signal(signal.SIGUSR1)
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(60):
             code = await victim.program.process.wait()
         assert code == 0, victim.program.output()[-2000:]
         drain = loop.time() - signalled
@@ -230,12 +227,9 @@ async def test_sigterm_drains_a_workers_handlers_and_the_others_keep_consuming(
         return victim, in_flight, drain, at_exit
 
     async with producer:
-        _, (victim, in_flight, drain, at_exit) = await asyncio.gather(
-            publish_paced(producer, SCALE_IN_TOTAL, SCALE_IN_RATE, confirmed, failed),
-            scale_in(),
-        )
-        everything = confirmed | {f"hold{n}" for n in range(HOLDS)}
-        await wait_until(lambda: everything <= all_done(crew).keys(), 60, "every id handled")
+        victim, in_flight, drain, at_exit = await stream.during(scale_in())
+        everything = stream.confirmed | {f"hold{n}" for n in range(HOLDS)}
+        await wait_until(lambda: everything <= all_done(crew).keys(), 120, "every id handled")
     await drained(cluster, cluster_names.queue)
     others = [w for w in crew if w is not victim]
     after = {short(w): len(w.refresh().done) - at_exit[short(w)] for w in others}
@@ -244,12 +238,13 @@ async def test_sigterm_drains_a_workers_handlers_and_the_others_keep_consuming(
     done = all_done(crew)
     redelivered = set(victim.done) & set(all_done(others))
     print(
-        f"\nscale-in: {SCALE_IN_TOTAL + HOLDS} published, {len(failed)} failed; SIGTERM to "
-        f"{short(victim)} ({len(victim.done)} handled by it), drained "
+        f"\nscale-in: {stream.published + HOLDS} published, {len(stream.failed)} failed; "
+        f"SIGTERM to {short(victim)} ({len(victim.done)} handled by it), drained "
         f"{len(in_flight)} handlers and exited 0 in {drain:.2f} s; messages handled by the others "
         f"after it left: {after}; duplicates {sum(done.values()) - len(done)}"
     )
-    assert failed == {}
+    assert stream.failed == {}
+    assert stream.confirmed == stream.ids
     assert in_flight  # it was inside handlers when told to stop
     assert set(victim.started) == set(victim.done)  # every handler it began, it finished
     assert redelivered == set()  # and acked: nothing it handled went to another worker
