@@ -9,8 +9,11 @@ from setuptools import setup
 
 HERE = Path(__file__).parent
 
+# Upper bounds only where we use a dependency's internals (docs/development.md says which):
+# aioamqp (private hooks, fenced in aioamqp_ext/_amqp) and prometheus-client (its text format,
+# reproduced byte for byte in aiohttp_prometheus_monitoring/_exposition.py).
 EXTRAS = {
-    "amqp": ["aioamqp>=0.15,<0.16"],
+    "amqp": ["aioamqp>=0.15,<0.16", "pamqp>=3.1,<5"],
     "redis": ["redis>=5.0"],
     "postgres": ["asyncpg>=0.29"],
     "mysql": ["aiomysql>=0.2"],
@@ -28,7 +31,7 @@ EXTRAS["test"] = [
 ]
 # The benchmarks' contenders and profilers (python -m benchmarks, scripts/bench).
 EXTRAS["bench"] = ["aio-pika>=9.4", "faststream[rabbit]>=0.5", "py-spy>=0.3", "pyinstrument>=4.6"]
-EXTRAS["lint"] = ["ruff>=0.6", "mypy>=1.11"]
+EXTRAS["lint"] = ["ruff>=0.6", "mypy>=1.11", "tox>=4"]  # tox: the dependency-range envs
 EXTRAS["docs"] = ["sphinx>=7.2", "myst-parser>=3.0", "furo>=2024.1"]
 EXTRAS["dev"] = sorted({*EXTRAS["test"], *EXTRAS["lint"], *EXTRAS["docs"], "tox>=4"})
 
@@ -44,12 +47,18 @@ setup(
     license="MIT",
     python_requires=">=3.11",
     packages=[
+        "_aiohttp_booster",
         "aioamqp_ext",
+        "aioamqp_ext._amqp",
         "aiohttp_prometheus_monitoring",
         "aiohttp_prometheus_monitoring.metrics",
     ],
-    package_data={"aioamqp_ext": ["py.typed"], "aiohttp_prometheus_monitoring": ["py.typed"]},
-    install_requires=["aiohttp>=3.9", "prometheus-client>=0.24"],
+    package_data={
+        "_aiohttp_booster": ["py.typed"],
+        "aioamqp_ext": ["py.typed"],
+        "aiohttp_prometheus_monitoring": ["py.typed"],
+    },
+    install_requires=["aiohttp>=3.10.7", "prometheus-client>=0.24,<0.27"],
     extras_require=EXTRAS,
     classifiers=[
         "Development Status :: 3 - Alpha",

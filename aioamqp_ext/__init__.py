@@ -1,6 +1,7 @@
 """RabbitMQ producer and consumer base classes over aioamqp, with at-least-once delivery."""
 
-from ._version import __version__
+from _aiohttp_booster.version import __version__
+
 from .base import BaseAmqp
 from .config import AmqpConfig, BrokerUrl, mask_url
 from .consumer import BaseConsumer

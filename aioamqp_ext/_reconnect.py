@@ -15,7 +15,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
-from ._transport import Connection
+from ._amqp import Connection
 from .config import AmqpConfig, BrokerUrl
 from .errors import AmqpConnectionError, AmqpExtError, AmqpTimeoutError, ClosedError
 

@@ -7,12 +7,12 @@ import logging
 import warnings
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+from ._amqp import Connection
 from ._noloop import DONE, cancel_all
 from ._reconnect import Link
-from ._transport import Connection
-from .config import DEFAULT_URL, AmqpConfig
+from .config import DEFAULT_URL, AmqpConfig, check_side
 from .errors import AmqpConnectionError, AmqpExtError, AmqpTimeoutError, ClosedError
 from .serializers import Serializer
 
@@ -63,8 +63,14 @@ class BaseAmqp:
             in (see :mod:`aioamqp_ext.metrics`); None records none.
 
     Raises:
-        ConfigurationError: an invalid option (also a ValueError), naming it.
+        ConfigurationError: an invalid option (also a ValueError), naming it; also an option
+            of the other side (a producer given ``max_retries``, a consumer given
+            ``publisher_confirms``). ``prefetch_count`` and ``prefetch_size``, which the 2018
+            API took on a producer, only warn there (DeprecationWarning): they are ignored.
     """
+
+    #: ``'producer'`` or ``'consumer'``: refuses the other side's options (None: both)
+    _side: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -94,6 +100,13 @@ class BaseAmqp:
         connection_name: str | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
+        if self._side is not None:
+            check_side(type(self).__name__, self._side, {
+                "prefetch_count": prefetch_count, "prefetch_size": prefetch_size,
+                "dead_letter_exchange": dead_letter_exchange, "queue_arguments": queue_arguments,
+                "max_retries": max_retries, "close_timeout": close_timeout,
+                "publisher_confirms": publisher_confirms,
+            })  # fmt: skip
         if loop is not None:
             warnings.warn(
                 f"{type(self).__name__}: loop= is ignored; the running loop is used",

@@ -5,33 +5,75 @@ from __future__ import annotations
 import math
 import os
 import socket
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
+
+from _aiohttp_booster.urls import mask_url
 
 from .errors import ConfigurationError
 from .serializers import JsonSerializer, Serializer, get_serializer
 
-__all__ = ["DEFAULT_URL", "AmqpConfig", "BrokerUrl", "mask_url"]
+__all__ = [
+    "CONSUMER_OPTIONS",
+    "DEFAULT_URL",
+    "PRODUCER_OPTIONS",
+    "AmqpConfig",
+    "BrokerUrl",
+    "check_side",
+    "mask_url",
+]
 
 DEFAULT_URL = "amqp://localhost:5672/"
 _EXCHANGE_TYPES = ("direct", "topic", "fanout", "headers")
 
 
-def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``, for reprs, logs and errors."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparsable url>"
-    if password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+#: options only a consumer uses, with their defaults
+CONSUMER_OPTIONS: Mapping[str, Any] = MappingProxyType({
+    "prefetch_count": 1, "prefetch_size": 0, "dead_letter_exchange": None,
+    "queue_arguments": None, "max_retries": 0, "close_timeout": 30.0,
+})  # fmt: skip
+#: options only a producer uses, with their defaults
+PRODUCER_OPTIONS: Mapping[str, Any] = MappingProxyType({"publisher_confirms": True})
+#: consumer options that aioamqp-ext 0.1 (2018) took on a producer too: there, they warn
+_ACCEPTED_ON_BOTH_IN_2018 = ("prefetch_count", "prefetch_size")
+
+
+def check_side(where: str, side: str, options: Mapping[str, Any]) -> None:
+    """Refuse the options of the other side (``side`` is ``'producer'`` or ``'consumer'``):
+    a producer given ``max_retries`` would silently never retry anything.
+
+    Args:
+        where: the class being configured, named in messages.
+        side: which side it is.
+        options: the side-specific options as given (absent or at its default: not given).
+
+    Raises:
+        ConfigurationError: naming every option of the other side that was given.
+    """
+    other = "consumer" if side == "producer" else "producer"
+    foreign = CONSUMER_OPTIONS if side == "producer" else PRODUCER_OPTIONS
+    given = [
+        name
+        for name, default in foreign.items()
+        if (value := options.get(name, default)) is not None and value != default and value != {}
+    ]
+    refused = [name for name in given if name not in _ACCEPTED_ON_BOTH_IN_2018]
+    if refused:
+        raise ConfigurationError(
+            f"{where}: {', '.join(refused)}: {other} options, which a {side} does not use; "
+            f"remove them, got {', '.join(f'{n}={options[n]!r}' for n in refused)}"
+        )
+    for name in given:
+        warnings.warn(
+            f"{where}: {name} is ignored by a {side} (a {other} option, accepted for "
+            "compatibility with aioamqp-ext 0.1); remove it",
+            DeprecationWarning,
+            stacklevel=3,
+        )
 
 
 def _process_name(who: str) -> str:
@@ -55,34 +97,62 @@ class BrokerUrl:
     ssl: bool
 
     @classmethod
-    def parse(cls, url: str, *, where: str = "url") -> BrokerUrl:
-        """Parse and check ``url``.
+    def parse(
+        cls,
+        url: str,
+        *,
+        where: str = "",
+        login: str = "guest",
+        password: str = "guest",  # noqa: S107 - RabbitMQ's well-known default login
+        virtualhost: str = "/",
+    ) -> BrokerUrl:
+        """Parse and check ``url``; the parts it omits take the given defaults.
+
+        Args:
+            url: an ``amqp://`` or ``amqps://`` URL.
+            where: what is being configured, put before ``url:`` in error messages.
+            login: the user when the URL names none.
+            password: the password when the URL gives none.
+            virtualhost: the vhost when the URL's path names none.
 
         Raises:
             ConfigurationError: not a string, a scheme other than amqp/amqps, or a bad port.
         """
+        prefix = f"{where}: url" if where else "url"
         if not isinstance(url, str):
-            raise ConfigurationError(f"{where}: url: expected an amqp:// URL string, got {url!r}")
+            raise ConfigurationError(
+                f"{prefix}: expected an amqp:// URL string, got {type(url).__name__}"
+            )
         masked = mask_url(url)
         try:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise ConfigurationError(f"{where}: url: {exc}, got {masked!r}") from None
+            raise ConfigurationError(f"{prefix}: {exc}, got {masked!r}") from None
         if parts.scheme not in ("amqp", "amqps"):
             raise ConfigurationError(
-                f"{where}: url: scheme must be amqp:// or amqps://, got {masked!r}"
+                f"{prefix}: scheme must be amqp:// or amqps://, got {masked!r}"
             )
         ssl = parts.scheme == "amqps"
         return cls(
             url=url,
             host=parts.hostname or "localhost",
             port=port or (5671 if ssl else 5672),
-            login=unquote(parts.username) if parts.username else "guest",
-            password=unquote(parts.password) if parts.password else "guest",
-            virtualhost=unquote(parts.path[1:]) if len(parts.path) > 1 else "/",
+            login=unquote(parts.username) if parts.username else login,
+            password=unquote(parts.password) if parts.password else password,
+            virtualhost=unquote(parts.path[1:]) if len(parts.path) > 1 else virtualhost,
             ssl=ssl,
         )
+
+    @classmethod
+    def from_parts(
+        cls, *, host: str, port: int, login: str, password: str, virtualhost: str, ssl: bool
+    ) -> BrokerUrl:
+        """A broker address given as parts; its URL (shown in messages) omits the password."""
+        scheme = "amqps" if ssl else "amqp"
+        url = f"{scheme}://{quote(login, safe='')}@{host}:{port}/{quote(virtualhost, safe='')}"
+        return cls(url=url, host=host, port=port, login=login, password=password,
+                   virtualhost=virtualhost, ssl=ssl)  # fmt: skip
 
     @property
     def masked(self) -> str:

@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any, Self
 
-from ._transport import Connection, Delivery
+from ._amqp import Connection, Delivery
 from .base import BaseAmqp
 from .errors import AmqpConnectionError, AmqpExtError, ConfigurationError
 from .serializers import Serializer, serializer_for
@@ -40,6 +40,8 @@ class BaseConsumer(BaseAmqp):
     retries for a raising handler), so it goes to the queue's dead-letter exchange.
     Up to ``prefetch_count`` handlers run at once.
     """
+
+    _side = "consumer"
 
     _metrics: ConsumerMetrics | None
 

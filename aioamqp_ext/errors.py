@@ -5,6 +5,21 @@ Messages name the broker URL with its password masked (``amqp://guest:***@host/`
 
 from __future__ import annotations
 
+__all__ = [
+    "AmqpConnectionError",
+    "AmqpExtError",
+    "AmqpTimeoutError",
+    "ClosedError",
+    "ConfigurationError",
+    "DeserializationError",
+    "PublishError",
+    "PublishNackedError",
+    "PublishTimeoutError",
+    "SerializationError",
+    "TopologyError",
+    "UnroutableError",
+]
+
 
 class AmqpExtError(Exception):
     """Root of every error raised by aioamqp_ext."""

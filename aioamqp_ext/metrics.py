@@ -22,11 +22,9 @@ metrics are asked for.
 
 from __future__ import annotations
 
-import itertools
 import time
 import weakref
-from bisect import bisect_left
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
@@ -36,7 +34,8 @@ from prometheus_client.metrics_core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.utils import floatToGoString
+
+from _aiohttp_booster.prometheus import Histogram
 
 from .errors import PublishNackedError, UnroutableError
 
@@ -60,8 +59,6 @@ DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 _CONFIRMED, _NACKED, _RETURNED, _FAILED = range(4)
 
-_go_float: Callable[[float], str] = floatToGoString  # unannotated in prometheus-client
-
 
 class _ClientMetrics:
     """What every client records; the client itself is held weakly."""
@@ -80,15 +77,13 @@ class _ClientMetrics:
 class ConsumerMetrics(_ClientMetrics):
     """The numbers of one consumer's queue: settled messages by result and handling times."""
 
-    __slots__ = ("bounds", "buckets", "counts", "queue", "total")
+    __slots__ = ("counts", "handling", "queue")
 
     def __init__(self, client: BaseAmqp, queue: str, bounds: Sequence[float]) -> None:
         super().__init__(client)
         self.queue = queue
-        self.bounds = tuple(bounds)
         self.counts = [0, 0, 0]  # ack, dead_letter, retry
-        self.buckets = [0] * (len(self.bounds) + 1)  # per bucket, not cumulative; last is +Inf
-        self.total = 0.0
+        self.handling = Histogram(bounds)
 
     async def timed(self, handling: Coroutine[Any, Any, None]) -> None:
         """Await ``handling`` (one message, delivery to settlement) and record how long it took."""
@@ -96,9 +91,7 @@ class ConsumerMetrics(_ClientMetrics):
         try:
             await handling
         finally:
-            took = time.perf_counter() - started
-            self.buckets[bisect_left(self.bounds, took)] += 1  # `le`: bound >= took
-            self.total += took
+            self.handling.observe(time.perf_counter() - started)
 
     @property
     def in_flight(self) -> int:
@@ -173,25 +166,19 @@ class AmqpCollector:
     def collect(self) -> Iterator[Metric]:
         """The families from the numbers so far (several clients of a queue are summed)."""
         consumed, handling, in_flight, published, up, reconnects = self._families()
-        by_queue: dict[str, tuple[list[int], list[int], list[float], list[int]]] = {}
+        by_queue: dict[str, tuple[list[int], Histogram, list[int]]] = {}
         for series in list(self.consumers):
-            counts, buckets, total, running = by_queue.setdefault(
-                series.queue, ([0] * 3, [0] * len(series.buckets), [0.0], [0])
+            counts, handled, running = by_queue.setdefault(
+                series.queue, ([0] * 3, Histogram(series.handling.bounds), [0])
             )
             for index, value in enumerate(series.counts):
                 counts[index] += value
-            if len(buckets) == len(series.buckets):
-                for index, value in enumerate(series.buckets):
-                    buckets[index] += value
-            total[0] += series.total
+            handled.add(series.handling)
             running[0] += series.in_flight
-        for queue, (counts, buckets, total, running) in by_queue.items():
+        for queue, (counts, handled, running) in by_queue.items():
             for result, value in zip(CONSUMED_RESULTS, counts, strict=True):
                 consumed.add_metric([queue, result], value)
-            bounds = next(s.bounds for s in self.consumers if s.queue == queue)
-            les = [*(_go_float(bound) for bound in bounds), "+Inf"]
-            cumulative = list(itertools.accumulate(buckets))
-            handling.add_metric([queue], list(zip(les, cumulative, strict=True)), total[0])
+            handling.add_metric([queue], handled.buckets(), handled.total)
             in_flight.add_metric([queue], running[0])
         by_exchange: dict[str, list[int]] = {}
         for pub in list(self.producers):

@@ -26,6 +26,8 @@ class BaseProducer(BaseAmqp):
     declares its exchange, unless it is the default exchange ``''``) on first use.
     """
 
+    _side = "producer"
+
     _metrics: ProducerMetrics | None
 
     def publish_message(

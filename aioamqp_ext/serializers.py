@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol, runtime_checkable
 
-from ._optional import require
+from _aiohttp_booster.optional import require
+
 from .errors import ConfigurationError, DeserializationError, SerializationError
 
 __all__ = [

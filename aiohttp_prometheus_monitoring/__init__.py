@@ -1,6 +1,7 @@
 """Health checks of an aiohttp service's dependencies, served as Prometheus gauges."""
 
-from ._version import __version__
+from _aiohttp_booster.version import __version__
+
 from .errors import MonitoringError, WrongConfiguration
 from .web import MONITORING_KEY, REGISTRY_KEY, get_monitoring, setup_monitoring
 

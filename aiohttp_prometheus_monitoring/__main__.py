@@ -2,4 +2,6 @@
 
 from .exporter import main
 
+__all__: list[str] = []
+
 raise SystemExit(main())

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._redact import redact_url
+from _aiohttp_booster.urls import mask_url
 
 #: a compact entry's ``sleep_time`` when it gives none (its timeout defaults to 4 s)
 DEFAULT_SLEEP_TIME = 5.0
@@ -40,7 +40,7 @@ def expand_url(entry: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[st
     url = entry["url"]
     if not isinstance(url, str) or not url:
         return None, [f"url: expected a URL string, got {type(url).__name__} {url!r}"]
-    shown = redact_url(url)
+    shown = mask_url(url)
     if "module" in entry:
         return None, [
             "give either 'url' (a built-in check chosen by the URL's scheme) or 'module' "

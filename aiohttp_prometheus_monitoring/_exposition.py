@@ -4,21 +4,29 @@ by prometheus_client, in the format the scraper's Accept header asks for (text o
 prometheus_client formats every sample anew on each scrape (label dicts sorted and escaped,
 each value through a generic formatter): with hundreds of checks that took tens of
 milliseconds. Here each check's lines are built once, at set-up, and a scrape only formats
-the values. The output is byte for byte what prometheus_client writes for the same state.
+the values. The output is byte for byte what prometheus_client writes for the same state. The
+names of prometheus_client this needs are read in ``_aiohttp_booster.prometheus``; with a
+prometheus_client outside the range they are tested with, prometheus_client writes it all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.openmetrics.exposition import ALLOWUTF8, UNDERSCORES, VALUES
-from prometheus_client.utils import floatToGoString
+
+from _aiohttp_booster.prometheus import (
+    ALLOWUTF8,
+    FORMAT_TESTED,
+    UNDERSCORES,
+    VALUES,
+    choose_encoder,
+    go_float,
+)
 
 from .registry import (
     DURATION,
@@ -41,9 +49,9 @@ from .registry import (
 if TYPE_CHECKING:
     from .scheduler import CheckState
 
+__all__ = ["ChecksText", "metrics_handler"]
+
 OPENMETRICS = "application/openmetrics-text"
-# prometheus-client leaves this helper unannotated
-_go_float: Callable[[float], str] = floatToGoString
 _BIT = ("0.0\n", "1.0\n")
 
 
@@ -62,7 +70,7 @@ def _header(name: str, documentation: str, kind: str, openmetrics: bool) -> str:
 
 def _count(value: int) -> str:
     # what floatToGoString writes for a count, without its float round trip when it is small
-    return f"{value}.0\n" if 0 <= value < 1_000_000 else f"{_go_float(value)}\n"
+    return f"{value}.0\n" if 0 <= value < 1_000_000 else f"{go_float(value)}\n"
 
 
 class _Check:
@@ -80,7 +88,7 @@ class _Check:
         self.up = f'{UP}{{{check},kind="{_label(state.kind)}"}} '
         self.duration = f"{DURATION}{{{check}}} "
         self.last_success = f"{LAST_SUCCESS}{{{check}}} "
-        self.timeout = f"{TIMEOUT}{{{check}}} {_go_float(state.timeout)}\n"
+        self.timeout = f"{TIMEOUT}{{{check}}} {go_float(state.timeout)}\n"
         self.runs = tuple(
             (f'{RUNS}_total{{{check},result="{result}"}} ', result) for result in RESULTS
         )
@@ -117,10 +125,10 @@ class ChecksText:
         out.append(up)
         out += [check.up + _BIT[check.state.up is True] for check in done]
         out.append(duration)
-        out += [f"{check.duration}{_go_float(check.state.duration)}\n" for check in done]
+        out += [f"{check.duration}{go_float(check.state.duration)}\n" for check in done]
         out.append(last_success)
         out += [
-            f"{check.last_success}{_go_float(check.state.last_success)}\n"
+            f"{check.last_success}{go_float(check.state.last_success)}\n"
             for check in done
             if check.state.last_success is not None
         ]
@@ -142,6 +150,10 @@ def metrics_handler(registry: CollectorRegistry, states: Sequence[CheckState]) -
             ``states``.
         states: the checks' states.
     """
+    whole = make_aiohttp_handler(registry)
+    if not FORMAT_TESTED or choose_encoder is None:  # a prometheus-client we have not tested
+        return whole
+    encode = choose_encoder
     text = ChecksText(states)
     # (openmetrics, escaping) pairs under which prometheus_client writes our names unchanged.
     # Under the others (`dots`, and OpenMetrics' `values` and, for a name with a colon,
@@ -150,11 +162,10 @@ def metrics_handler(registry: CollectorRegistry, states: Sequence[CheckState]) -
     ours = {(False, UNDERSCORES), (False, ALLOWUTF8), (False, VALUES), (True, ALLOWUTF8)}
     if not any(":" in state.name for state in states):
         ours.add((True, UNDERSCORES))
-    whole = make_aiohttp_handler(registry)
 
     async def metrics(request: web.Request) -> web.StreamResponse:
         accept = ",".join(request.headers.getall(hdrs.ACCEPT, []))
-        encoder, content_type = choose_encoder(accept)
+        encoder, content_type = encode(accept)
         openmetrics = content_type.startswith(OPENMETRICS)
         escaping = content_type.partition("escaping=")[2] or UNDERSCORES
         if (

@@ -1,13 +1,15 @@
-"""Checking a check's ``params`` against the keyword arguments its class accepts."""
+"""Validating configuration values: a check's ``params`` against the keywords its class
+accepts, durations, secrets taken from the environment, and the did-you-mean of a typo."""
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import os
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._redact import safe_repr
@@ -15,9 +17,40 @@ from ._redact import safe_repr
 _SIMPLE = (str, int, float, bool, type(None))
 
 
-def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+__all__ = ["accepts", "did_you_mean", "from_env", "param_problems", "resolve_env", "seconds"]
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the choice closest to a mistyped ``word``, else ``''``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def seconds(key: str, value: Any) -> tuple[float | None, str | None]:
+    """A duration in seconds: a finite number > 0, or None and the problem (naming ``key``)."""
+    try:
+        finite = _is_number(value) and math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite:
+        return None, f"{key}: expected a number of seconds, got {safe_repr(key, value)}"
+    if value <= 0:
+        return None, f"{key}: must be > 0, got {value!r}"
+    return float(value), None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def from_env(key: str, variable: Any) -> tuple[str | None, str | None]:
+    """The value of the environment variable a ``<key>_env`` setting names, or None and the
+    problem (naming the key and the variable, never a value)."""
+    if not isinstance(variable, str) or not variable:
+        return None, f"{key}_env: expected the name of an environment variable, got {variable!r}"
+    if variable not in os.environ:
+        return None, f"{key}_env: environment variable {variable!r} is not set"
+    return os.environ[variable], None
 
 
 def _simple_types(annotation: Any) -> tuple[type, ...] | None:
@@ -67,7 +100,7 @@ def param_problems(cls: type, params: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     for key in params:
         if key not in accepted and not takes_any:
-            hint = _did_you_mean(key, list(accepted))
+            hint = did_you_mean(key, accepted)
             problems.append(f"params: unexpected keyword {key!r}{hint}")
     for name, param in accepted.items():
         if param.default is param.empty and name not in params:
@@ -100,16 +133,12 @@ def resolve_env(
         if not key.endswith(ENV_SUFFIX) or not target or accepted(key):
             resolved[key] = value
             continue
-        if not isinstance(value, str) or not value:
-            problems.append(
-                f"params: {key}: expected the name of an environment variable, got {value!r}"
-            )
-        elif target in params:
+        if target in params:
             problems.append(f"params: give either {target!r} or {key!r}, not both")
-        elif value not in os.environ:
-            problems.append(f"params: {key}: environment variable {value!r} is not set")
-        else:
-            resolved[target] = os.environ[value]
+            continue
+        resolved[target], problem = from_env(target, value)
+        if problem is not None:
+            problems.append(f"params: {problem}")
     return resolved, problems
 
 

@@ -5,30 +5,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-MASK = "***"
+from _aiohttp_booster.urls import MASK, mask_url_passwords
+
+__all__ = ["MASK", "is_secret_key", "redact", "safe_repr", "secrets_of"]
+
 _SECRET_KEY = re.compile(r"pass|secret|token|auth|api_?key|credential", re.IGNORECASE)
-# scheme://user:password@host: the part between ':' and '@' of the userinfo.
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)[^@/\s]*(?=@)")
 
 
 def is_secret_key(key: str) -> bool:
     """True for parameter names that carry credentials (password, token, Authorization...)."""
     return bool(_SECRET_KEY.search(key))
-
-
-def redact_url(url: str) -> str:
-    """``url`` with the password of its userinfo replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _URL_PASSWORD.sub(rf"\g<head>{MASK}", url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    userinfo = f"{parts.username or ''}:{MASK}"
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc}"))
 
 
 def secrets_of(params: Mapping[str, Any]) -> tuple[str, ...]:
@@ -56,7 +44,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every given secret and every URL password replaced by ``***``."""
     for secret in secrets:
         text = text.replace(secret, MASK)
-    return _URL_PASSWORD.sub(rf"\g<head>{MASK}", text)
+    return mask_url_passwords(text)
 
 
 def safe_repr(key: str, value: Any) -> str:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
+
+from ._params import from_env
+
+__all__ = ["AuthConfig", "load_auth"]
 
 REALM = "monitoring"
 AUTH_KEYS = (
@@ -78,13 +81,10 @@ def _value(raw: Mapping[str, Any], key: str, problems: list[str]) -> bytes | Non
         problems.append(f"auth: give either {key!r} or '{key}_env', not both")
         return None
     if env is not None:
-        if not isinstance(env, str) or not env:
-            problems.append(f"auth: {key}_env: expected the name of an environment variable")
+        value, problem = from_env(key, env)
+        if problem is not None:
+            problems.append(f"auth: {problem}")
             return None
-        if env not in os.environ:
-            problems.append(f"auth: {key}_env: environment variable {env!r} is not set")
-            return None
-        value = os.environ[env]
     if value is None:
         return None
     if not isinstance(value, str) or not value:

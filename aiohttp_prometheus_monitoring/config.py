@@ -7,7 +7,6 @@ caller's dict is only read, never changed.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import itertools
@@ -19,14 +18,23 @@ from types import MappingProxyType
 from typing import Any, cast
 
 from ._compact import expand_url
-from ._params import accepts, param_problems, resolve_env
-from ._redact import redact, safe_repr, secrets_of
+from ._params import accepts, did_you_mean, param_problems, resolve_env, seconds
+from ._redact import redact, secrets_of
 from ._selfcheck import is_loopback, listen_target
 from .auth import AuthConfig, load_auth
 from .errors import WrongConfiguration
 from .metrics.base import Check, kind_of
 from .pushgateway import PushgatewayConfig, load_pushgateway
 from .registry import RESERVED_NAMES
+
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "CheckConfig",
+    "MonitoringConfig",
+    "RequestMetricsConfig",
+    "default_timeout",
+    "load_config",
+]
 
 NAME_PATTERN = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 MAX_DEFAULT_TIMEOUT = 10.0
@@ -58,6 +66,8 @@ class CheckConfig:
     description: str
     module: str
     check_class: type[Check] = field(compare=False)
+    #: the check, built once when the entry was validated
+    check: Check = field(compare=False, repr=False)
     sleep_time: float
     timeout: float
     critical: bool = True
@@ -72,7 +82,8 @@ class CheckConfig:
         return kind_of(self.check_class)
 
     def create_check(self) -> Check:
-        """A new instance of the check class built with ``params``."""
+        """Another instance of the check class built with ``params`` (the app's own is
+        :attr:`check`)."""
         return self.check_class(**self.params)
 
 
@@ -99,11 +110,6 @@ class MonitoringConfig:
     pushgateway: PushgatewayConfig | None = None  # None: no pushing
 
 
-def _hint(word: str, choices: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -127,15 +133,6 @@ def _import_class(path: Any) -> tuple[type[Check] | None, str | None]:
     return cast("type[Check]", cls), None
 
 
-def _duration(entry: Mapping[str, Any], key: str) -> tuple[float | None, str | None]:
-    value: Any = entry.get(key)
-    if not _is_number(value) or not math.isfinite(value):
-        return None, f"{key}: expected a number of seconds, got {safe_repr(key, value)}"
-    if value <= 0:
-        return None, f"{key}: must be > 0, got {value!r}"
-    return float(value), None
-
-
 def _route(raw: Mapping[str, Any], key: str, default: str | None) -> tuple[str | None, list[str]]:
     value = raw.get(key, default)
     if value is None or (isinstance(value, str) and value.startswith("/")):
@@ -143,36 +140,37 @@ def _route(raw: Mapping[str, Any], key: str, default: str | None) -> tuple[str |
     return None, [f"{key}: expected a path starting with '/' or None, got {value!r}"]
 
 
-def _entry(index: int, entry: Any, seen: dict[str, int]) -> tuple[CheckConfig | None, list[str]]:
-    """One ``metrics`` entry, or the problems that stop it being one."""
-    if not isinstance(entry, Mapping):
-        return None, [f"metrics[{index}]: expected a dict, got {type(entry).__name__}"]
-    name = entry.get("name")
-    where = f"metrics[{index}] {name!r}" if isinstance(name, str) else f"metrics[{index}]"
-    problems: list[str] = []
-    if "url" in entry:  # the compact form: the check class comes from the URL's scheme
-        expanded, url_problems = expand_url(entry)
-        if expanded is None:
-            return None, [f"{where}: {problem}" for problem in url_problems]
-        entry = expanded
-    problems += [
-        f"unknown key {k!r}{_hint(str(k), ENTRY_KEYS)}" for k in entry if k not in ENTRY_KEYS
+def _keys(entry: Mapping[str, Any]) -> list[str]:
+    """Unknown and missing keys of an entry."""
+    unknown = [
+        f"unknown key {k!r}{did_you_mean(str(k), ENTRY_KEYS)}" for k in entry if k not in ENTRY_KEYS
     ]
-    problems += [f"missing key {k!r}" for k in REQUIRED_ENTRY_KEYS if k not in entry]
-    if "name" in entry:
-        if not isinstance(name, str):
-            problems.append(f"name: expected a string, got {type(name).__name__}")
-        elif not NAME_PATTERN.fullmatch(name):
-            problems.append(
-                f"name: {name!r} is not a valid Prometheus metric name "
-                "(letters, digits, '_' and ':', not starting with a digit)"
-            )
-        elif name in RESERVED_NAMES:
-            problems.append(f"name: {name!r} clashes with a metric family of this library")
-        elif name in seen:
-            problems.append(f"name: duplicate of metrics[{seen[name]}]; names must be unique")
-        else:
-            seen[name] = index
+    return unknown + [f"missing key {k!r}" for k in REQUIRED_ENTRY_KEYS if k not in entry]
+
+
+def _name(entry: Mapping[str, Any], index: int, seen: dict[str, int]) -> list[str]:
+    """The entry's ``name``: a Prometheus metric name, unique, not one of our families."""
+    if "name" not in entry:
+        return []
+    name = entry["name"]
+    if not isinstance(name, str):
+        return [f"name: expected a string, got {type(name).__name__}"]
+    if not NAME_PATTERN.fullmatch(name):
+        return [
+            f"name: {name!r} is not a valid Prometheus metric name "
+            "(letters, digits, '_' and ':', not starting with a digit)"
+        ]
+    if name in RESERVED_NAMES:
+        return [f"name: {name!r} clashes with a metric family of this library"]
+    if name in seen:
+        return [f"name: duplicate of metrics[{seen[name]}]; names must be unique"]
+    seen[name] = index
+    return []
+
+
+def _description_and_critical(entry: Mapping[str, Any]) -> list[str]:
+    """``description`` (the gauge's HELP text) and ``critical`` (a bool)."""
+    problems = []
     description = entry.get("description")
     if "description" in entry and not isinstance(description, str):
         problems.append(f"description: expected a string, got {type(description).__name__}")
@@ -181,59 +179,101 @@ def _entry(index: int, entry: Any, seen: dict[str, int]) -> tuple[CheckConfig | 
     critical = entry.get("critical", True)
     if not isinstance(critical, bool):
         problems.append(f"critical: expected True or False, got {critical!r}")
-    sleep_time = timeout = None
-    if "sleep_time" in entry:
-        sleep_time, problem = _duration(entry, "sleep_time")
-        problems += [problem] if problem else []
-    if "timeout" in entry:
-        timeout, problem = _duration(entry, "timeout")
-        problems += [problem] if problem else []
+    return problems
+
+
+def _schedule(entry: Mapping[str, Any]) -> tuple[float | None, float | None, list[str]]:
+    """``sleep_time`` and ``timeout`` (None where absent or wrong), and their problems."""
+    found: dict[str, float | None] = {"sleep_time": None, "timeout": None}
+    problems = []
+    for key in found:
+        if key in entry:
+            found[key], problem = seconds(key, entry[key])
+            problems += [problem] if problem else []
+    return found["sleep_time"], found["timeout"], problems
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """What the ``module`` and ``params`` of an entry gave: the check, built once."""
+
+    check: Check
+    check_class: type[Check]
+    params: Mapping[str, Any]
+    secrets: tuple[str, ...]
+
+
+def _check(entry: Mapping[str, Any]) -> tuple[_Built | None, list[str]]:
+    """Import the entry's check class, resolve its ``*_env`` params and build it, once;
+    None and the problems when any step fails (messages never show a secret)."""
     params = entry.get("params", {})
+    problems = []
     if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
         problems.append(
             f"params: expected a dict of keyword arguments, got {type(params).__name__}"
         )
-        params = None
     cls = None
     if "module" in entry:
         cls, problem = _import_class(entry["module"])
         problems += [problem] if problem else []
-    if cls is not None and params is not None:
-        params, env_problems = resolve_env(params, accepts(cls))
-        problems += env_problems
-    secrets = secrets_of(params) if params is not None else ()
-    if cls is not None and params is not None:
-        params_problems = param_problems(cls, params)
-        if not params_problems:
-            try:
-                cls(**params)  # a trial build: constructors validate values (ports, URLs...)
-            except Exception as exc:  # whatever the class rejects is reported, redacted
-                params_problems.append(f"params: {redact(str(exc), secrets)}")
-        problems += params_problems
-    wait = entry.get("wait_for_listen")  # None: on for an HTTP check of a loopback URL
-    target = listen_target(kind_of(cls), params) if cls is not None and params else None
-    if wait is not None and not isinstance(wait, bool):
-        problems.append(f"wait_for_listen: expected True, False or None, got {wait!r}")
-    elif wait and target is None and cls is not None and params is not None:
-        problems.append("wait_for_listen: only for an HTTP check with a url (in params or 'url')")
+    if cls is None or problems:
+        return None, problems
+    params, problems = resolve_env(params, accepts(cls))
+    secrets = secrets_of(params)
+    problems += param_problems(cls, params)
     if problems:
+        return None, problems
+    try:
+        check = cls(**params)  # constructors validate values (ports, URLs...)
+    except Exception as exc:  # whatever the class rejects is reported, redacted
+        return None, [f"params: {redact(str(exc), secrets)}"]
+    return _Built(check, cls, MappingProxyType(dict(params)), secrets), []
+
+
+def _wait_for_listen(
+    entry: Mapping[str, Any], built: _Built | None
+) -> tuple[tuple[str, int] | None, list[str]]:
+    """Where a check of the app itself waits for the app's port (None: no wait)."""
+    wait = entry.get("wait_for_listen")  # None: on for an HTTP check of a loopback URL
+    target = listen_target(kind_of(built.check_class), built.params) if built else None
+    if wait is not None and not isinstance(wait, bool):
+        return None, [f"wait_for_listen: expected True, False or None, got {wait!r}"]
+    if wait and target is None and built is not None:
+        return None, ["wait_for_listen: only for an HTTP check with a url (in params or 'url')"]
+    if wait or (wait is None and target and is_loopback(target[0])):
+        return target, []
+    return None, []
+
+
+def _entry(index: int, entry: Any, seen: dict[str, int]) -> tuple[CheckConfig | None, list[str]]:
+    """One ``metrics`` entry, or the problems that stop it being one."""
+    if not isinstance(entry, Mapping):
+        return None, [f"metrics[{index}]: expected a dict, got {type(entry).__name__}"]
+    name = entry.get("name")
+    where = f"metrics[{index}] {name!r}" if isinstance(name, str) else f"metrics[{index}]"
+    if "url" in entry:  # the compact form: the check class comes from the URL's scheme
+        expanded, url_problems = expand_url(entry)
+        if expanded is None:
+            return None, [f"{where}: {problem}" for problem in url_problems]
+        entry = expanded
+    problems = [*_keys(entry), *_name(entry, index, seen), *_description_and_critical(entry)]
+    sleep_time, timeout, schedule_problems = _schedule(entry)
+    built, check_problems = _check(entry)
+    listen, wait_problems = _wait_for_listen(entry, built)
+    problems += schedule_problems + check_problems + wait_problems
+    if problems or built is None or sleep_time is None or not isinstance(name, str):
         return None, [f"{where}: {problem}" for problem in problems]
-    assert cls is not None
-    assert params is not None
-    assert sleep_time is not None
-    assert isinstance(name, str)
-    assert isinstance(description, str)
-    listen = target if wait or (wait is None and target and is_loopback(target[0])) else None
     return CheckConfig(
         name=name,
-        description=description,
+        description=entry["description"],
         module=entry["module"],
-        check_class=cls,
+        check_class=built.check_class,
+        check=built.check,
         sleep_time=sleep_time,
         timeout=timeout if timeout is not None else default_timeout(sleep_time),
-        critical=bool(critical),
-        params=MappingProxyType(dict(params)),
-        secrets=secrets,
+        critical=entry.get("critical", True),
+        params=built.params,
+        secrets=built.secrets,
         wait_for_listen=listen,
     ), []
 
@@ -283,7 +323,9 @@ def load_config(raw: Mapping[str, Any]) -> MonitoringConfig:
     """
     if not isinstance(raw, Mapping):
         raise WrongConfiguration([f"expected a dict, got {type(raw).__name__}"])
-    problems = [f"unknown key {k!r}{_hint(str(k), TOP_KEYS)}" for k in raw if k not in TOP_KEYS]
+    problems = [
+        f"unknown key {k!r}{did_you_mean(str(k), TOP_KEYS)}" for k in raw if k not in TOP_KEYS
+    ]
     route_ping, route_problems = _route(raw, "route_ping", "/ping")
     problems += route_problems
     route_metrics, route_problems = _route(raw, "route_metrics", "/metrics")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+__all__ = ["MonitoringError", "WrongConfiguration"]
+
 
 class MonitoringError(Exception):
     """Root of every error raised by aiohttp_prometheus_monitoring."""

@@ -20,10 +20,13 @@ from typing import Any
 
 from aiohttp import web
 
-from ._version import __version__
+from _aiohttp_booster.version import __version__
+
 from .config import load_config
 from .errors import MonitoringError, WrongConfiguration
 from .web import get_monitoring, setup_monitoring
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "create_app", "main", "read_config_file"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9180

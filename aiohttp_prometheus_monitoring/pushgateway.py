@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import math
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,7 +33,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from ._redact import redact_url
+from _aiohttp_booster.urls import mask_url
+
+from ._params import seconds
 from .errors import MonitoringError
 
 __all__ = [
@@ -68,7 +69,7 @@ class PushgatewayConfig:
 
     def __repr__(self) -> str:
         return (
-            f"PushgatewayConfig(url={redact_url(self.url)!r}, job={self.job!r}, "
+            f"PushgatewayConfig(url={mask_url(self.url)!r}, job={self.job!r}, "
             f"grouping_key={dict(self.grouping_key)!r}, interval={self.interval:g})"
         )
 
@@ -82,14 +83,11 @@ def _segment(name: str, value: str) -> str:
 
 
 def _seconds(raw: Mapping[str, Any], key: str, default: float, problems: list[str]) -> float:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        problems.append(f"pushgateway: {key}: expected a number of seconds > 0, got {value!r}")
+    value, problem = seconds(key, raw.get(key, default))
+    if value is None:
+        problems.append(f"pushgateway: {problem}")
         return default
-    if not math.isfinite(value):
-        problems.append(f"pushgateway: {key}: expected a finite number of seconds, got {value!r}")
-        return default
-    return float(value)
+    return value
 
 
 def load_pushgateway(raw: Any) -> tuple[PushgatewayConfig | None, list[str]]:
@@ -109,7 +107,7 @@ def load_pushgateway(raw: Any) -> tuple[PushgatewayConfig | None, list[str]]:
     ]
     url = raw.get("url")
     if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-        shown = redact_url(url) if isinstance(url, str) else url
+        shown = mask_url(url) if isinstance(url, str) else url
         problems.append(f"pushgateway: url: expected an http:// or https:// URL, got {shown!r}")
     job = raw.get("job")
     if not isinstance(job, str) or not job:
@@ -196,17 +194,17 @@ class Pusher:
             logger.log(
                 level,
                 "push to the Pushgateway %s failed (%s); retrying every %g s",
-                redact_url(endpoint),
+                mask_url(endpoint),
                 exc.__class__.__name__ if isinstance(exc, TimeoutError) else exc,
                 self.config.interval,
                 exc_info=not isinstance(
                     exc, aiohttp.ClientError | TimeoutError | PushError | OSError
                 ),
-                extra={"pushgateway": redact_url(endpoint)},
+                extra={"pushgateway": mask_url(endpoint)},
             )
             return False
         if self._failing:
-            logger.info("push to the Pushgateway %s works again", redact_url(endpoint))
+            logger.info("push to the Pushgateway %s works again", mask_url(endpoint))
         self._failing = False
         self.pushes += 1
         return True

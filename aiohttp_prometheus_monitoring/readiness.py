@@ -18,6 +18,8 @@ from aiohttp.typedefs import Handler
 from .registry import is_ready
 from .scheduler import CheckState
 
+__all__ = ["readiness_body", "ready_handler"]
+
 CONTENT_TYPE = "application/health+json"
 NOT_RUN = "no result yet: the check has not finished its first run"
 

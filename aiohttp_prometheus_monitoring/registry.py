@@ -22,6 +22,8 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from .scheduler import CheckState
 
+__all__ = ["RESERVED_NAMES", "ChecksCollector", "create_registry", "is_ready"]
+
 UP = "monitoring_check_up"
 DURATION = "monitoring_check_duration_seconds"
 LAST_SUCCESS = "monitoring_check_last_success_timestamp_seconds"

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from .config import CheckConfig
     from .metrics.base import Check
 
+__all__ = ["CheckState", "Scheduler"]
+
 logger = logging.getLogger(__name__)
 JITTER_SHARE = 0.05  # of sleep_time, added to each run so that checks spread out
 MAX_JITTER = 1.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,8 @@ from .readiness import ready_handler
 from .registry import create_registry
 from .request_metrics import RequestMetrics
 from .scheduler import CheckState, Scheduler
+
+__all__ = ["MONITORING_KEY", "REGISTRY_KEY", "Monitoring", "get_monitoring", "setup_monitoring"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,7 @@ async def setup_monitoring(config: Mapping[str, Any], app: web.Application) -> N
     if app.frozen:
         raise MonitoringError("setup_monitoring() must be called before the app starts")
     settings = load_config(config)
-    checks = [(entry, entry.create_check(), CheckState.of(entry)) for entry in settings.metrics]
+    checks = [(entry, entry.check, CheckState.of(entry)) for entry in settings.metrics]
     states = tuple(state for _, _, state in checks)
     registry = create_registry(
         states, settings.include_default_registry, settings.request_metrics is not None
@@ -65,7 +67,7 @@ async def setup_monitoring(config: Mapping[str, Any], app: web.Application) -> N
         routes = (settings.route_ping, settings.route_metrics, settings.route_ready)
         excluded = [route for route in routes if route is not None]
         request_metrics = RequestMetrics(registry, settings.request_metrics, excluded)
-        app.on_startup.append(_instrument(request_metrics))
+        request_metrics.install(app)  # before the app freezes: a middleware may be needed
     app[MONITORING_KEY] = Monitoring(settings, Scheduler(checks), states, registry, request_metrics)
     app[REGISTRY_KEY] = registry
     guard = settings.auth.protect if settings.auth is not None else _open
@@ -78,13 +80,6 @@ async def setup_monitoring(config: Mapping[str, Any], app: web.Application) -> N
     app.cleanup_ctx.append(_run_checks)
     if settings.pushgateway is not None:
         app.cleanup_ctx.append(pushing(settings.pushgateway, registry))
-
-
-def _instrument(request_metrics: RequestMetrics) -> Callable[[web.Application], Awaitable[None]]:
-    async def instrument(app: web.Application) -> None:  # the router is frozen by now
-        request_metrics.instrument(app)
-
-    return instrument
 
 
 def _open(handler: Handler) -> Handler:

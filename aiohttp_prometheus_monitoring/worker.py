@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from .metrics.base import BaseMetric
 from .web import REGISTRY_KEY, setup_monitoring
 
-__all__ = ["DEFAULT_WORKER_MONITORING", "ClientConnectedMetric", "serve_worker",
-           "setup_worker_monitoring"]  # fmt: skip
+__all__ = ["DEFAULT_WORKER_MONITORING", "AmqpClient", "AmqpConsumer", "ClientConfig",
+           "ClientConnectedMetric", "serve_worker", "setup_worker_monitoring"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +32,35 @@ READINESS_PERIOD = 1.0  # seconds between two looks at a client's connection
 _NOT_NAME = re.compile(r"[^a-zA-Z0-9_]+")
 
 
+class ClientConfig(Protocol):
+    """What we read of an ``aioamqp_ext`` client's config (``AmqpConfig``)."""
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def exchange(self) -> str: ...
+
+
 class AmqpClient(Protocol):
     """What we use of an ``aioamqp_ext`` producer or consumer."""
 
     @property
+    def config(self) -> ClientConfig: ...
+
+    @property
     def is_connected(self) -> bool: ...
 
-    def attach_metrics(self, registry: Any) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+
+    def attach_metrics(self, registry: CollectorRegistry) -> None: ...
+
+
+class AmqpConsumer(AmqpClient, Protocol):
+    """What we use of an ``aioamqp_ext`` consumer: a client we can serve until stopped."""
+
+    async def serve(self, *, handle_signals: bool = True) -> None: ...
 
 
 class ClientConnectedMetric(BaseMetric):
@@ -50,21 +73,20 @@ class ClientConnectedMetric(BaseMetric):
 
     kind: ClassVar[str] = "amqp_client"
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: AmqpClient) -> None:
         super().__init__(client=client)
         self.client = client
 
     async def check(self) -> bool:
         """Whether the client is connected right now (a look, no network call)."""
-        return bool(self.client.is_connected) and not getattr(self.client, "closed", False)
+        return self.client.is_connected and not self.client.closed
 
     def __repr__(self) -> str:
         return f"ClientConnectedMetric({self.client!r})"
 
 
-def _check_entry(client: Any) -> dict[str, Any]:
-    config = getattr(client, "config", None)
-    what = getattr(config, "queue", "") or getattr(config, "exchange", "") or "client"
+def _check_entry(client: AmqpClient) -> dict[str, Any]:
+    what = client.config.queue or client.config.exchange or "client"
     return {
         "name": "monitoring_amqp_" + _NOT_NAME.sub("_", what).strip("_"),
         "description": f"Whether the AMQP client of {what!r} is connected (and consuming)",
@@ -100,7 +122,7 @@ async def setup_worker_monitoring(
 
 
 async def serve_worker(
-    consumer: Any,
+    consumer: AmqpConsumer,
     config: Mapping[str, Any] | None = None,
     *,
     host: str = "127.0.0.1",

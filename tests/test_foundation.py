@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from _aiohttp_booster.optional import require
+from aioamqp_ext._amqp import check_aioamqp
 from tests.conftest import amqp_connect
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,13 +38,46 @@ def test_package_is_typed(package: str) -> None:
     assert (Path(module.__file__).parent / "py.typed").is_file()
 
 
-@pytest.mark.parametrize("package", PACKAGES)
-def test_missing_extra_names_the_extra(package: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     """A missing optional driver tells the user which extra to install."""
-    optional = importlib.import_module(f"{package}._optional")
     monkeypatch.setitem(sys.modules, "redis", None)  # None in sys.modules makes import fail
     with pytest.raises(ImportError, match=r"pip install 'aiohttp-booster\[redis\]'"):
-        optional.require("redis", "redis")
+        require("redis", "redis")
+
+
+@pytest.mark.parametrize("module", ["aioamqp_ext", "aioamqp_ext.errors", "aioamqp_ext.config"])
+@pytest.mark.parametrize("missing", ["aioamqp", "pamqp"])
+def test_aioamqp_ext_without_the_amqp_extra_names_the_extra(module: str, missing: str) -> None:
+    """Without aioamqp or pamqp, any part of aioamqp_ext says to install the amqp extra, not
+    ``No module named 'pamqp'`` (importing it in a process where the driver is missing)."""
+    code = (
+        f"import sys; sys.modules[{missing!r}] = None\n"
+        f"try:\n    import {module}\n"
+        "except ImportError as exc:\n    print(exc)\nelse:\n    print('imported')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == (
+        f"{missing!r} is not installed; install it with: pip install 'aiohttp-booster[amqp]'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "accepted"),
+    [("0.15.0", True), ("0.15.1", True), ("0.14.0", False), ("0.16.0", False), ("1.0", False),
+     ("0.16.0rc1", False), ("unknown", False)],
+)  # fmt: skip
+def test_aioamqp_outside_the_tested_range_is_refused_at_import(
+    version: str, accepted: bool
+) -> None:
+    """Our private hooks into aioamqp are tested with 0.15 only: another release must fail
+    loudly at import, naming what to install, not misbehave later."""
+    if accepted:
+        check_aioamqp(version)
+        return
+    with pytest.raises(
+        ImportError, match=rf"found aioamqp {version}: pip install 'aioamqp>=0.15,<0.16'"
+    ):
+        check_aioamqp(version)
 
 
 def test_libraries_do_not_import_each_other() -> None:
@@ -130,9 +166,34 @@ async def test_amqp_names_fixture_names_are_usable_on_the_broker(amqp_url: str, 
         transport.close()
 
 
+# Run in the venv with the public modules' names as arguments: import each, printing per module
+# "ok" or the ImportError's message.
+IMPORT_EACH = """
+import importlib, json, sys
+found = {}
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except ImportError as exc:
+        found[name] = str(exc)
+    else:
+        found[name] = "ok"
+print(json.dumps(found))
+"""
+# What each module needs beyond the core (aiohttp, prometheus-client): None for nothing.
+EXTRA_OF = {
+    "aioamqp_ext": "amqp",
+    "aiohttp_prometheus_monitoring.metrics.amqp": "amqp",
+    "aiohttp_prometheus_monitoring.metrics.redis": "redis",
+    "aiohttp_prometheus_monitoring.metrics.postgres": "postgres",
+    "aiohttp_prometheus_monitoring.metrics.mysql": "mysql",
+}
+
+
 @pytest.mark.slow
 def test_wheel_installs_and_imports_in_a_fresh_venv(tmp_path: Path) -> None:
-    """The wheel built by `python -m build` carries both packages and py.typed, and installs."""
+    """The wheel built by `python -m build` carries both packages and py.typed, and installs;
+    without extras every public module imports or raises the ImportError naming its extra."""
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--outdir", tmp_path / "dist", ROOT],
         check=True, capture_output=True, timeout=300,
@@ -141,19 +202,46 @@ def test_wheel_installs_and_imports_in_a_fresh_venv(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "aioamqp_ext/py.typed" in names
     assert "aiohttp_prometheus_monitoring/py.typed" in names
+    assert "_aiohttp_booster/py.typed" in names
+    assert "aioamqp_ext/_amqp/__init__.py" in names
     assert "aiohttp_prometheus_monitoring/metrics/__init__.py" in names
     assert not any(name.startswith("tests/") for name in names)
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         f"{wheel}[amqp,redis,postgres]"],
-        check=True, capture_output=True, timeout=600,
+
+    def pip_install(requirement: str) -> None:
+        subprocess.run(
+            [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement],
+            check=True, capture_output=True, timeout=600,
+        )  # fmt: skip
+
+    pip_install(str(wheel))  # no extras: the core requirements only
+    modules = [
+        name.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        for name in names
+        if name.endswith(".py") and not name.startswith("_")
+    ]
+    public = [m for m in modules if not any(part.startswith("_") for part in m.split("."))]
+    assert {"aioamqp_ext.errors", "aiohttp_prometheus_monitoring.worker"} <= set(public)
+    out = subprocess.run(
+        [python, "-c", IMPORT_EACH, *public], check=True, capture_output=True, text=True,
+        cwd=tmp_path,
     )  # fmt: skip
+    found = json.loads(out.stdout)
+    assert set(found) == set(public)
+    for module, outcome in found.items():
+        extra = next((e for m, e in EXTRA_OF.items() if module.startswith(m)), None)
+        if extra is None:
+            assert outcome == "ok", f"{module}: {outcome}"
+        else:
+            assert f"pip install 'aiohttp-booster[{extra}]'" in outcome, f"{module}: {outcome}"
+
+    pip_install(f"{wheel}[amqp,redis,postgres]")
     code = (
         "import aioamqp_ext, aiohttp_prometheus_monitoring, aioamqp, redis.asyncio, asyncpg;"
+        "import aiohttp_prometheus_monitoring.metrics.amqp;"
         "print(aioamqp_ext.__version__)"
     )
     out = subprocess.run(

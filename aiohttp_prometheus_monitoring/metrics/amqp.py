@@ -1,56 +1,27 @@
-"""AMQP check: up when the broker accepts a login and opens a channel (aioamqp).
+"""AMQP check: up when the broker accepts a login and opens a channel.
 
-Given several URLs (the nodes of a cluster) it is up while any of them accepts us: they are
-tried in turn, starting with the last one that answered, as an ``aioamqp_ext`` client would.
+It connects through ``aioamqp_ext``'s own AMQP layer (so the ``amqp`` extra is needed), the
+client our workers use, with the same URL parsing. Given several URLs (the nodes of a
+cluster) it is up while any of them accepts us: they are tried in turn, starting with the
+last one that answered, as an ``aioamqp_ext`` client would.
 """
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
-from urllib.parse import unquote, urlsplit
+from typing import ClassVar
 
-from .._optional import require
-from .._redact import redact_url
-from .base import BaseMetric, close_politely, parse_port
+from aioamqp_ext._amqp import Connection  # without the amqp extra: an ImportError naming it
+from aioamqp_ext.config import BrokerUrl
 
-aioamqp: Any = require("aioamqp", "amqp")
+from .base import BaseMetric, parse_port
 
+__all__ = ["AmqpMetric"]
 
-@dataclass(frozen=True, slots=True)
-class _Node:
-    """Where and how to log in to one broker node."""
-
-    host: str
-    port: int
-    user: str
-    password: str = field(repr=False)
-    vhost: str
-    ssl: bool
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-def _parse(url: str, *, user: str, password: str, vhost: str) -> _Node:
-    """One node from an ``amqp://`` or ``amqps://`` URL; the parts it omits use the defaults."""
-    if not isinstance(url, str):
-        raise ValueError(f"url: expected an amqp:// URL, got {type(url).__name__}")
-    parts = urlsplit(url)
-    if parts.scheme not in ("amqp", "amqps"):
-        raise ValueError(f"url: expected an amqp:// URL, got {redact_url(url)!r}")
-    ssl = parts.scheme == "amqps"
-    return _Node(
-        host=parts.hostname or "localhost",
-        port=parse_port(parts.port or (5671 if ssl else 5672)),
-        user=unquote(parts.username) if parts.username else user,
-        password=unquote(parts.password) if parts.password else password,
-        vhost=unquote(parts.path[1:]) if len(parts.path) > 1 else vhost,
-        ssl=ssl,
-    )
+#: seconds one login may take when the check runs outside the scheduler (which has its own
+#: timeout per check): a guard against a broker that never answers, not a setting
+LOGIN_GUARD = 60.0
+CONNECTION_NAME = "aiohttp_prometheus_monitoring AmqpMetric"
 
 
 class AmqpMetric(BaseMetric):
@@ -90,23 +61,28 @@ class AmqpMetric(BaseMetric):
             urls = [url] if isinstance(url, str) else list(url)
             if not urls:
                 raise ValueError("url: expected an amqp:// URL or a non-empty list of them")
-            nodes = [_parse(u, user=user, password=password, vhost=vhost) for u in urls]
+            nodes = [
+                BrokerUrl.parse(u, login=user, password=password, virtualhost=vhost) for u in urls
+            ]
         else:
             port = port if port is not None else (5671 if ssl else 5672)
-            nodes = [_Node(host or "localhost", parse_port(port), user, password, vhost, ssl)]
+            node = BrokerUrl.from_parts(host=host or "localhost", port=parse_port(port),
+                                        login=user, password=password, virtualhost=vhost,
+                                        ssl=ssl)  # fmt: skip
+            nodes = [node]
         self._nodes = tuple(nodes)
         self._first = 0  # index of the node that answered last: tried first next time
         first = nodes[0]
         self.host = first.host
         self.port = first.port
-        self.user = first.user
-        self.vhost = first.vhost
+        self.user = first.login
+        self.vhost = first.virtualhost
         self.ssl = first.ssl
 
     @property
     def nodes(self) -> tuple[str, ...]:
         """``host:port`` of each node, in the order given."""
-        return tuple(str(node) for node in self._nodes)
+        return tuple(f"{node.host}:{node.port}" for node in self._nodes)
 
     async def check(self) -> bool:
         """Log in to the first node that accepts us, open a channel, close both.
@@ -125,40 +101,20 @@ class AmqpMetric(BaseMetric):
             except Exception as exc:  # whatever failed this node, the next one may answer
                 if count == 1:
                     raise
-                problems.append(f"{node}: {exc or type(exc).__name__}")
+                problems.append(f"{node.host}:{node.port}: {exc or type(exc).__name__}")
                 continue
             self._first = at
             return True
         raise ConnectionError(f"no node of {count} accepted us: " + "; ".join(problems))
 
     @staticmethod
-    async def _login(node: _Node) -> None:
+    async def _login(node: BrokerUrl) -> None:
         """Log in to ``node`` and open a channel; the socket is closed whatever happens."""
-        loop = asyncio.get_running_loop()
-        # aioamqp.connect() leaves the socket open when cancelled during the handshake,
-        # so we create the connection ourselves and own its transport.
-        transport, protocol = await loop.create_connection(
-            aioamqp.AmqpProtocol, node.host, node.port, ssl=node.ssl or None
-        )
+        connection = Connection(node, timeout=LOGIN_GUARD)
         try:
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                await protocol.start_connection(
-                    node.host, node.port, node.user, node.password, node.vhost,
-                    ssl=node.ssl, login_method="PLAIN",
-                )  # fmt: skip
-            except aioamqp.AmqpClosedConnection:  # aioamqp says nothing more helpful
-                raise ConnectionError(
-                    f"the broker closed the connection during login as {node.user!r} to "
-                    f"vhost {node.vhost!r}: wrong user, password or vhost?"
-                ) from None
-            channel = await protocol.channel()
-            await channel.close()
-            await close_politely(protocol.close, transport.close)
+            await connection.connect(heartbeat=0, confirms=False, name=CONNECTION_NAME)
         finally:
-            transport.close()
+            await connection.close()
 
     def __repr__(self) -> str:
         if len(self._nodes) > 1:

@@ -13,7 +13,11 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from .._redact import MASK, is_secret_key, redact_url
+from _aiohttp_booster.urls import mask_url
+
+from .._redact import MASK, is_secret_key
+
+__all__ = ["BaseMetric", "Check", "close_politely", "kind_of", "parse_port"]
 
 CLOSE_TIMEOUT = 1.0  # a polite close gets this long before the connection is dropped
 
@@ -58,7 +62,7 @@ class BaseMetric:
 
 
 def _shown(value: Any) -> str:
-    return repr(redact_url(value)) if isinstance(value, str) else repr(value)
+    return repr(mask_url(value)) if isinstance(value, str) else repr(value)
 
 
 def kind_of(cls: type) -> str:

@@ -7,8 +7,12 @@ from typing import ClassVar
 
 import aiohttp
 
-from .._redact import MASK, is_secret_key, redact_url
+from _aiohttp_booster.urls import mask_url
+
+from .._redact import MASK, is_secret_key
 from .base import BaseMetric
+
+__all__ = ["HttpMetric"]
 
 
 class HttpMetric(BaseMetric):
@@ -35,7 +39,7 @@ class HttpMetric(BaseMetric):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"url: expected an http:// or https:// URL, got {redact_url(url)!r}")
+            raise ValueError(f"url: expected an http:// or https:// URL, got {mask_url(url)!r}")
         if isinstance(timeout, bool) or not timeout > 0:
             raise ValueError(f"timeout: expected a number of seconds > 0, got {timeout!r}")
         self.url = url
@@ -72,6 +76,6 @@ class HttpMetric(BaseMetric):
     def __repr__(self) -> str:
         headers = {k: MASK if is_secret_key(k) else v for k, v in self.headers.items()}
         return (
-            f"HttpMetric(url={redact_url(self.url)!r}, timeout={self.timeout!r}, "
+            f"HttpMetric(url={mask_url(self.url)!r}, timeout={self.timeout!r}, "
             f"verify_ssl={self.verify_ssl!r}, method={self.method!r}, headers={headers!r})"
         )

@@ -5,9 +5,12 @@ from __future__ import annotations
 import inspect
 from typing import Any, ClassVar
 
-from .._optional import require
-from .._redact import redact_url
+from _aiohttp_booster.optional import require
+from _aiohttp_booster.urls import mask_url
+
 from .base import BaseMetric, parse_port
+
+__all__ = ["RedisMetric"]
 
 # redis-py's annotations are partial (untyped connect()), so we treat it as untyped here.
 redis_asyncio: Any = require("redis.asyncio", "redis")
@@ -53,7 +56,7 @@ class RedisMetric(BaseMetric):
         if url is not None and (host is not None or port is not None):
             raise ValueError("give either url or host/port, not both")
         if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"url: expected a redis:// or rediss:// URL, got {redact_url(url)!r}")
+            raise ValueError(f"url: expected a redis:// or rediss:// URL, got {mask_url(url)!r}")
         self.url = url
         self.host = host or "localhost"
         self.port = parse_port(port if port is not None else 6379)
@@ -92,5 +95,5 @@ class RedisMetric(BaseMetric):
 
     def __repr__(self) -> str:
         if self.url is not None:
-            return f"RedisMetric(url={redact_url(self.url)!r})"
+            return f"RedisMetric(url={mask_url(self.url)!r})"
         return f"RedisMetric(host={self.host!r}, port={self.port!r}, db={self.db!r})"

@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 
 from .base import BaseMetric, parse_port
 
+__all__ = ["TcpMetric"]
+
 
 class TcpMetric(BaseMetric):
     """Up when a TCP connection to ``host:port`` opens; it is closed at once.

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pytest
 
 from aioamqp_ext import AmqpExtError, BaseProducer
-from tests.conftest import amqp_connect
+from tests.conftest import AmqpNames, amqp_connect
 
 T = TypeVar("T")
 
@@ -292,3 +292,10 @@ async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -
             raise AssertionError(f"not within {timeout:g} s: {what}")
         await asyncio.sleep(0.01)
     return loop.time() - started
+
+
+@pytest.fixture
+def topology(amqp_names: AmqpNames) -> dict[str, Any]:
+    """The keywords most tests give a consumer (or ``Broker.declare``): this test's own
+    exchange and queue, bound with routing key ``k``."""
+    return {"exchange": amqp_names.exchange, "queue": amqp_names.queue, "routing_key": "k"}

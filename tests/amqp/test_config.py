@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from aioamqp_ext import (
     AmqpConfig,
     AmqpExtError,
+    BaseAmqp,
     BaseConsumer,
     BaseProducer,
     ConfigurationError,
@@ -152,3 +154,33 @@ def test_connection_name_defaults_to_class_pid_and_host() -> None:
         f"Consumer pid {os.getpid()} on "
     )
     assert BaseProducer(connection_name="billing-api").config.connection_name == "billing-api"
+
+
+@pytest.mark.parametrize(
+    ("make", "options", "message"),
+    [
+        (BaseProducer, {"max_retries": 3}, r"BaseProducer: max_retries: consumer options"),
+        (BaseProducer, {"dead_letter_exchange": "dlx", "queue": "q", "close_timeout": 1},
+         r"BaseProducer: dead_letter_exchange, close_timeout: consumer options, which a "
+         r"producer does not use; remove them, got dead_letter_exchange='dlx', close_timeout=1"),
+        (BaseProducer, {"queue_arguments": {"x-queue-type": "quorum"}}, r"queue_arguments"),
+        (Consumer, {"queue": "q", "publisher_confirms": False},
+         r"Consumer: publisher_confirms: producer options, which a consumer does not use"),
+    ],
+)  # fmt: skip
+def test_a_side_refuses_the_options_of_the_other_side(
+    make: type[BaseAmqp], options: dict[str, Any], message: str
+) -> None:
+    """An option a side would silently ignore (a producer's max_retries) is a mistake to name."""
+    with pytest.raises(ConfigurationError, match=message):
+        make(**options)
+
+
+def test_a_producer_warns_of_the_prefetch_options_the_2018_api_took_on_both_sides() -> None:
+    """aioamqp-ext 0.1 passed prefetch_count to producers too: old code keeps working, warned."""
+    with pytest.warns(DeprecationWarning, match=r"prefetch_count is ignored by a producer"):
+        producer = BaseProducer(exchange="x", prefetch_count=10)
+    assert producer.config.exchange == "x"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BaseProducer(exchange="x", prefetch_count=1, max_retries=0)  # the defaults: not given

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aioamqp_ext import AmqpConnectionError, PublishNackedError, UnroutableError
-from aioamqp_ext._confirms import ConfirmTracker
+from aioamqp_ext._amqp.confirms import ConfirmTracker
 
 
 def unroutable() -> UnroutableError:

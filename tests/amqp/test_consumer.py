@@ -62,14 +62,16 @@ async def test_round_trip_of_10000_messages_over_several_routing_keys(
 
 
 async def test_failing_and_poison_messages_go_to_the_dlq_and_consuming_goes_on(
-    amqp_url: str, amqp_names: AmqpNames, broker: Broker, caplog: pytest.LogCaptureFixture
+    amqp_url: str,
+    amqp_names: AmqpNames,
+    broker: Broker,
+    caplog: pytest.LogCaptureFixture,
+    topology: dict[str, Any],
 ) -> None:
     """A raising handler or bad body must not be lost, nor block the messages after it."""
     consumer = Collector(
         url=amqp_url,
-        exchange=amqp_names.exchange,
-        queue=amqp_names.queue,
-        routing_key="k",
+        **topology,
         dead_letter_exchange=amqp_names.dead_letter_exchange,
         expect=1,
     )
@@ -101,7 +103,7 @@ async def test_failing_and_poison_messages_go_to_the_dlq_and_consuming_goes_on(
 
 
 async def test_bounded_retries_then_dead_letter(
-    amqp_url: str, amqp_names: AmqpNames, broker: Broker
+    amqp_url: str, amqp_names: AmqpNames, broker: Broker, topology: dict[str, Any]
 ) -> None:
     """max_retries re-runs a failing handler, then dead-letters; a later success is acked."""
     attempts: dict[str, int] = {}
@@ -117,9 +119,7 @@ async def test_bounded_retries_then_dead_letter(
 
     consumer = Flaky(
         url=amqp_url,
-        exchange=amqp_names.exchange,
-        queue=amqp_names.queue,
-        routing_key="k",
+        **topology,
         dead_letter_exchange=amqp_names.dead_letter_exchange,
         max_retries=2,
     )
@@ -134,7 +134,7 @@ async def test_bounded_retries_then_dead_letter(
 
 
 async def test_close_drains_in_flight_handlers_and_leaves_nothing_unacked(
-    amqp_url: str, amqp_names: AmqpNames, broker: Broker
+    amqp_url: str, amqp_names: AmqpNames, broker: Broker, topology: dict[str, Any]
 ) -> None:
     """Shutdown must finish and ack what is running, and leave the rest in the queue."""
     started: list[int] = []
@@ -152,9 +152,7 @@ async def test_close_drains_in_flight_handlers_and_leaves_nothing_unacked(
 
     consumer = Slow(
         url=amqp_url,
-        exchange=amqp_names.exchange,
-        queue=amqp_names.queue,
-        routing_key="k",
+        **topology,
         prefetch_count=5,
     )
     await consumer.consume()
@@ -170,7 +168,7 @@ async def test_close_drains_in_flight_handlers_and_leaves_nothing_unacked(
 
 
 async def test_close_timeout_cancels_stuck_handlers_and_the_broker_redelivers(
-    amqp_url: str, amqp_names: AmqpNames, broker: Broker
+    amqp_url: str, amqp_names: AmqpNames, broker: Broker, topology: dict[str, Any]
 ) -> None:
     """A handler stuck past close_timeout is cancelled; its message is requeued, not lost."""
     entered = asyncio.Event()
@@ -182,9 +180,7 @@ async def test_close_timeout_cancels_stuck_handlers_and_the_broker_redelivers(
 
     consumer = Stuck(
         url=amqp_url,
-        exchange=amqp_names.exchange,
-        queue=amqp_names.queue,
-        routing_key="k",
+        **topology,
         close_timeout=0.2,
     )
     await consumer.consume()
@@ -195,7 +191,7 @@ async def test_close_timeout_cancels_stuck_handlers_and_the_broker_redelivers(
 
 
 async def test_concurrency_reaches_prefetch_count_and_never_exceeds_it(
-    amqp_url: str, amqp_names: AmqpNames
+    amqp_url: str, amqp_names: AmqpNames, topology: dict[str, Any]
 ) -> None:
     """aioamqp runs callbacks one at a time (its #150); we must run prefetch_count at once."""
     active = 0
@@ -220,9 +216,7 @@ async def test_concurrency_reaches_prefetch_count_and_never_exceeds_it(
 
     consumer = Counting(
         url=amqp_url,
-        exchange=amqp_names.exchange,
-        queue=amqp_names.queue,
-        routing_key="k",
+        **topology,
         prefetch_count=4,
     )
     async with consumer:
@@ -234,7 +228,7 @@ async def test_concurrency_reaches_prefetch_count_and_never_exceeds_it(
 
 
 async def test_msgpack_and_custom_serializers_round_trip(
-    amqp_url: str, amqp_names: AmqpNames
+    amqp_url: str, amqp_names: AmqpNames, topology: dict[str, Any]
 ) -> None:
     """A JSON consumer reads msgpack and custom content types it knows, by content_type."""
 
@@ -249,9 +243,7 @@ async def test_msgpack_and_custom_serializers_round_trip(
 
     consumer = Collector(
         url=amqp_url,
-        exchange=amqp_names.exchange,
-        queue=amqp_names.queue,
-        routing_key="k",
+        **topology,
         serializer=Upper(),
         expect=3,
     )
@@ -298,7 +290,9 @@ async def test_passive_consumer_fails_on_a_missing_queue(
     await consumer.close()
 
 
-def test_run_consumes_until_stopped_then_closes(amqp_url: str, amqp_names: AmqpNames) -> None:
+def test_run_consumes_until_stopped_then_closes(
+    amqp_url: str, amqp_names: AmqpNames, topology: dict[str, Any]
+) -> None:
     """run() is the worker main: it blocks while consuming and closes gracefully on stop()."""
     consuming = threading.Event()
     received = threading.Event()
@@ -312,9 +306,7 @@ def test_run_consumes_until_stopped_then_closes(amqp_url: str, amqp_names: AmqpN
             assert data == "job"
             received.set()
 
-    worker = Worker(
-        url=amqp_url, exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="k"
-    )
+    worker = Worker(url=amqp_url, **topology)
     thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
     thread.start()
     try:

@@ -11,7 +11,7 @@ import pamqp.frame
 import pamqp.header
 import pytest
 
-from aioamqp_ext._frames import Outbox
+from aioamqp_ext._amqp.frames import Outbox
 
 
 def pamqp_frames(channel: int, body: bytes, properties: dict[str, Any], chunk: int) -> bytes:
@@ -50,10 +50,9 @@ async def test_publish_frames_match_pamqp(properties: dict[str, Any], body: byte
         expected = pamqp_frames(3, body, properties, chunk=1024 - 8)
     except Exception:
         with pytest.raises(Exception, match="properties"):
-            outbox.publish(body, exchange="x", routing_key="k", properties=properties,
-                           mandatory=False)  # fmt: skip
+            outbox.publish(body, properties, ("x", "k", False))
         return
-    outbox.publish(body, exchange="x", routing_key="k", properties=properties, mandatory=False)
+    outbox.publish(body, properties, ("x", "k", False))
     outbox.flush()
     method = pamqp.frame.marshal(pamqp.commands.Basic.Publish(exchange="x", routing_key="k"), 3)
     assert b"".join(written[0]) == method + expected

@@ -68,13 +68,12 @@ async def test_consumer_heals_after_a_cut_and_serve_keeps_running(
     amqp_url: str,
     amqp_names: AmqpNames,
     caplog: pytest.LogCaptureFixture,
+    topology: dict[str, Any],
 ) -> None:
     """A worker must survive a network cut by itself, logging the loss and the heal once."""
     caplog.set_level(logging.INFO, logger="aioamqp_ext")
     fault, url = await fault_proxy(amqp_url)
-    consumer = Recorder(
-        url=url, exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="k", **FAST
-    )
+    consumer = Recorder(url=url, **topology, **FAST)
     serving = asyncio.create_task(consumer.serve(handle_signals=False))
     async with BaseProducer(url=amqp_url, exchange=amqp_names.exchange) as producer:
         await consumer.wait_connected(timeout=10)
@@ -127,15 +126,14 @@ async def test_a_stalled_connection_is_noticed_by_heartbeat_and_healed_on_the_ne
     amqp_url: str,
     amqp_names: AmqpNames,
     caplog: pytest.LogCaptureFixture,
+    topology: dict[str, Any],
 ) -> None:
     """A silent peer (no FIN, no RST) is only found by heartbeats; then the next URL is used."""
     caplog.set_level(logging.INFO, logger="aioamqp_ext")
     fault, url = await fault_proxy(amqp_url)
     consumer = Recorder(
         url=[url, amqp_url],
-        exchange=amqp_names.exchange,
-        queue=amqp_names.queue,
-        routing_key="k",
+        **topology,
         heartbeat=1,
         **FAST,
     )
@@ -157,7 +155,11 @@ async def test_a_stalled_connection_is_noticed_by_heartbeat_and_healed_on_the_ne
 
 
 async def test_a_handler_finishing_after_a_reconnect_does_not_ack_on_the_new_channel(
-    fault_proxy: MakeProxy, amqp_url: str, amqp_names: AmqpNames, broker: Broker
+    fault_proxy: MakeProxy,
+    amqp_url: str,
+    amqp_names: AmqpNames,
+    broker: Broker,
+    topology: dict[str, Any],
 ) -> None:
     """Delivery tags are per channel: an old tag acked on the new one would ack another message."""
     fault, url = await fault_proxy(amqp_url)
@@ -174,9 +176,7 @@ async def test_a_handler_finishing_after_a_reconnect_does_not_ack_on_the_new_cha
 
     consumer = Slow(
         url=url,
-        exchange=amqp_names.exchange,
-        queue=amqp_names.queue,
-        routing_key="k",
+        **topology,
         close_timeout=0.2,
         **FAST,
     )
@@ -205,10 +205,14 @@ async def test_a_handler_finishing_after_a_reconnect_does_not_ack_on_the_new_cha
 
 
 async def test_a_publish_during_an_outage_waits_for_the_connection_then_raises(
-    fault_proxy: MakeProxy, amqp_url: str, amqp_names: AmqpNames, broker: Broker
+    fault_proxy: MakeProxy,
+    amqp_url: str,
+    amqp_names: AmqpNames,
+    broker: Broker,
+    topology: dict[str, Any],
 ) -> None:
     """During an outage a publish waits up to publish_timeout, then fails with a typed error."""
-    await broker.declare(exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="k")
+    await broker.declare(**topology)
     fault, url = await fault_proxy(amqp_url)
     options: dict[str, Any] = {"url": url, "exchange": amqp_names.exchange, **FAST}
     hasty = BaseProducer(publish_timeout=0.5, **options)
@@ -246,8 +250,10 @@ async def test_close_during_an_outage_returns_within_its_timeout_and_leaks_no_ta
 ) -> None:
     """Shutting down while the broker is away must neither hang nor leave tasks behind."""
     fault, url = await fault_proxy(amqp_url)
-    options: dict[str, Any] = {"exchange": amqp_names.exchange, "close_timeout": 1.0, **FAST}
-    consumer = Recorder(url=url, queue=amqp_names.queue, routing_key="k", **options)
+    options: dict[str, Any] = {"exchange": amqp_names.exchange, **FAST}
+    consumer = Recorder(
+        url=url, queue=amqp_names.queue, routing_key="k", close_timeout=1.0, **options
+    )
     producer = BaseProducer(url=url, **options)
     await consumer.consume()
     await producer.connect()
@@ -266,13 +272,15 @@ async def test_close_during_an_outage_returns_within_its_timeout_and_leaks_no_ta
 
 
 async def test_a_channel_closed_by_the_broker_heals_and_declares_the_topology_again(
-    amqp_url: str, amqp_names: AmqpNames, broker: Broker, caplog: pytest.LogCaptureFixture
+    amqp_url: str,
+    amqp_names: AmqpNames,
+    broker: Broker,
+    caplog: pytest.LogCaptureFixture,
+    topology: dict[str, Any],
 ) -> None:
     """A deleted queue cancels the consumer; healing must declare and bind it again."""
     caplog.set_level(logging.INFO, logger="aioamqp_ext")
-    consumer = Recorder(
-        url=amqp_url, exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="k", **FAST
-    )
+    consumer = Recorder(url=amqp_url, **topology, **FAST)
     async with consumer, BaseProducer(url=amqp_url, exchange=amqp_names.exchange) as producer:
         await broker.channel.queue_delete(amqp_names.queue)
         await wait_until(lambda: bool(messages(caplog, "reconnected")), 10, "healed")

@@ -17,11 +17,15 @@ MakeProxy = Callable[[str], Awaitable[tuple[FaultProxy, str]]]
 
 
 async def test_publish_in_flight_during_a_cut_is_published_again_once_healed(
-    fault_proxy: MakeProxy, amqp_url: str, amqp_names: AmqpNames, broker: Broker
+    fault_proxy: MakeProxy,
+    amqp_url: str,
+    amqp_names: AmqpNames,
+    broker: Broker,
+    topology: dict[str, Any],
 ) -> None:
     """A publish unconfirmed when the link died must still reach the broker, not vanish."""
     fault, url = await fault_proxy(amqp_url)
-    await broker.declare(exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="k")
+    await broker.declare(**topology)
     async with BaseProducer(url=url, exchange=amqp_names.exchange, reconnect_delay=0.05) as p:
         await p.publish_message("before", routing_key="k")
         fault.stall()
@@ -39,11 +43,15 @@ async def test_publish_in_flight_during_a_cut_is_published_again_once_healed(
 
 
 async def test_with_reconnect_off_a_publish_in_flight_during_a_cut_raises(
-    fault_proxy: MakeProxy, amqp_url: str, amqp_names: AmqpNames, broker: Broker
+    fault_proxy: MakeProxy,
+    amqp_url: str,
+    amqp_names: AmqpNames,
+    broker: Broker,
+    topology: dict[str, Any],
 ) -> None:
     """reconnect=False must report the unconfirmed publish as failed; the next use reconnects."""
     fault, url = await fault_proxy(amqp_url)
-    await broker.declare(exchange=amqp_names.exchange, queue=amqp_names.queue, routing_key="k")
+    await broker.declare(**topology)
     async with BaseProducer(url=url, exchange=amqp_names.exchange, reconnect=False) as producer:
         fault.stall()
         in_flight = asyncio.create_task(producer.publish_message("during", routing_key="k"))
@@ -58,7 +66,7 @@ async def test_with_reconnect_off_a_publish_in_flight_during_a_cut_raises(
 
 
 async def test_with_reconnect_off_serve_raises_when_the_connection_is_lost(
-    fault_proxy: MakeProxy, amqp_url: str, amqp_names: AmqpNames
+    fault_proxy: MakeProxy, amqp_url: str, amqp_names: AmqpNames, topology: dict[str, Any]
 ) -> None:
     """With healing off a worker must not sit on a dead connection: serve() ends with an error."""
     fault, url = await fault_proxy(amqp_url)
@@ -74,9 +82,7 @@ async def test_with_reconnect_off_serve_raises_when_the_connection_is_lost(
 
     worker = Worker(
         url=url,
-        exchange=amqp_names.exchange,
-        queue=amqp_names.queue,
-        routing_key="k",
+        **topology,
         reconnect=False,
     )
     serving = asyncio.create_task(worker.serve(handle_signals=False))

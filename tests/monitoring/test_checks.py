@@ -18,6 +18,7 @@ import pytest
 
 from aiohttp_prometheus_monitoring.config import load_config
 from aiohttp_prometheus_monitoring.metrics.http import HttpMetric
+from aiohttp_prometheus_monitoring.metrics.mysql import MySQLMetric
 from aiohttp_prometheus_monitoring.metrics.tcp import TcpMetric
 from aiohttp_prometheus_monitoring.scheduler import CheckState, Scheduler
 from tests.monitoring.conftest import ServeFactory, SilentListener, entry, poll, samples
@@ -179,7 +180,11 @@ async def test_a_refused_login_never_shows_its_password(
     served = await serve({"metrics": [entry("monitoring_mq", "amqp.AmqpMetric", {"url": url},
                                             timeout=5)]})  # fmt: skip
     text = await served.wait_gauges({"monitoring_mq": 0.0})
-    assert "check monitoring_mq is down (error): ConnectionError: the broker closed" in caplog.text
+    assert (
+        "check monitoring_mq is down (error): AmqpConnectionError: cannot connect to "
+        f"amqp://guest:***@{parts.hostname}:{parts.port}/: the broker closed the connection "
+        "during login as 'guest' to vhost '/'"
+    ) in caplog.text
     assert secret not in caplog.text
     assert secret not in text
     assert secret not in repr(served.app)
@@ -281,3 +286,18 @@ async def test_http_check_connects_afresh_each_run_and_closes_its_session_on_shu
         return counting_server.closed == counting_server.accepted
 
     await poll(all_closed)
+
+
+async def test_mysql_check_closes_its_connection_when_cancelled_before_the_greeting(
+    silent_listener: SilentListener,
+) -> None:
+    """A server that accepts and never greets: cancelling the run (its timeout does) must close
+    the socket, whoever holds the cancelled run."""
+    check = MySQLMetric(host="127.0.0.1", port=silent_listener.port, user="u")
+    run = asyncio.create_task(check.check())
+    await poll(lambda: asyncio.sleep(0, silent_listener.accepted == 1))
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    await poll(lambda: asyncio.sleep(0, silent_listener.closed == 1), timeout=5)
+    assert run.cancelled()

@@ -11,6 +11,9 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from _aiohttp_booster.prometheus import TESTED_RANGE, _go_float_fallback, go_float
+from _aiohttp_booster.version import within
+from aiohttp_prometheus_monitoring import _exposition
 from aiohttp_prometheus_monitoring._exposition import metrics_handler
 from aiohttp_prometheus_monitoring.registry import create_registry
 from aiohttp_prometheus_monitoring.scheduler import CheckState
@@ -111,3 +114,36 @@ async def test_a_target_info_is_left_to_prometheus_client(
     ours, theirs = [await fetch(session, server, path, headers) for path in ("/ours", "/theirs")]
     assert ours == theirs
     assert ours[3].startswith(b"# HELP target Target metadata\n")
+
+
+def test_an_untested_prometheus_client_gets_its_own_handler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Our copy of the text format holds only for the prometheus-client releases it is tested
+    with; with any other, /metrics is prometheus-client's own handler (slower, never wrong)."""
+    checks = states()
+    registry = create_registry(checks, include_default=False)
+    assert metrics_handler(registry, checks).__name__ == "metrics"  # ours, on this release
+    monkeypatch.setattr(_exposition, "FORMAT_TESTED", False)
+    assert metrics_handler(registry, checks).__name__ != "metrics"
+
+
+@pytest.mark.parametrize(
+    ("version", "tested"),
+    [("0.24.0", True), ("0.26.0", True), ("0.23.1", False), ("0.27.0", False),
+     ("0.27.0rc1", False), ("unknown", False)],
+)  # fmt: skip
+def test_the_format_copy_is_used_only_with_tested_prometheus_client_releases(
+    version: str, tested: bool
+) -> None:
+    """The fence's range, compared as numbers and releases only."""
+    assert within(version, *TESTED_RANGE) is tested
+
+
+def test_floats_are_written_as_prometheus_client_writes_them_without_its_helper() -> None:
+    """If prometheus-client's float helper is ever gone, ours still writes what Prometheus
+    reads: the infinities and NaN in Prometheus' spelling, other values as Python's repr."""
+    assert [_go_float_fallback(v) for v in (float("inf"), float("-inf"), float("nan"))] == [
+        "+Inf", "-Inf", "NaN"]  # fmt: skip
+    for value in (0.005, 2.5, 30.0, 1e-05, 10**17):
+        assert float(_go_float_fallback(value)) == float(go_float(value))

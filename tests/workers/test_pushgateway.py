@@ -149,7 +149,7 @@ def test_pushgateway_config_lists_every_problem() -> None:
         )
     message = str(caught.value)
     for part in ("unknown key 'ur'", "url: expected an http://", "job: expected a non-empty",
-                 "interval: expected a number", "grouping_key: expected"):  # fmt: skip
+                 "interval: must be > 0", "grouping_key: expected"):  # fmt: skip
         assert part in message
 
 

@@ -1,4 +1,4 @@
-"""The one module that touches aioamqp (untyped): a connection with one channel, typed outward.
+"""A connection with one channel over aioamqp (untyped), typed outward.
 
 aioamqp 0.15 is unmaintained; what it gets wrong is covered here:
 
@@ -22,17 +22,15 @@ import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from ._confirms import ConfirmTracker, unroutable
-from ._delivery import Delivery
-from ._frames import Outbox
-from ._optional import require
-from .config import BrokerUrl
-from .errors import AmqpConnectionError, AmqpTimeoutError, TopologyError
+import aioamqp
+import aioamqp.channel
+import aioamqp.protocol
 
-require("aioamqp", "amqp")  # an ImportError naming the extra, before the plain imports below
-import aioamqp  # noqa: E402
-import aioamqp.channel  # noqa: E402
-import aioamqp.protocol  # noqa: E402
+from ..config import BrokerUrl
+from ..errors import AmqpConnectionError, AmqpTimeoutError, TopologyError
+from .confirms import ConfirmTracker, unroutable
+from .delivery import Delivery
+from .frames import Outbox
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -153,7 +151,10 @@ class Connection:
             if isinstance(exc, OSError | aioamqp.AioamqpException):
                 reason = getattr(self._protocol, "close_reason", None) or _describe(exc)
                 if isinstance(exc, aioamqp.AmqpClosedConnection) and reason == _describe(exc):
-                    reason = "the broker closed the connection (wrong login or password?)"
+                    reason = (
+                        f"the broker closed the connection during login as {url.login!r} to "
+                        f"vhost {url.virtualhost!r} (wrong user, password or vhost?)"
+                    )
                 raise AmqpConnectionError(f"cannot connect to {url}: {reason}") from None
             raise
 
@@ -307,13 +308,9 @@ class Connection:
         # A lone confirmed publish (one awaited at a time) is written at once: a round trip
         # to the broker follows, and nothing would share the write.
         self._outbox.publish(
-            body,
-            exchange=exchange,
-            routing_key=routing_key,
-            properties=properties,
-            mandatory=mandatory,
+            body, properties, (exchange, routing_key, mandatory),
             now=self._confirms and not self._tracker,
-        )
+        )  # fmt: skip
         waiter: asyncio.Future[None] | None = None
         if self._confirms:
             mandatory_id = str(properties.get("message_id")) if mandatory else None

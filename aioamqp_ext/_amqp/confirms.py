@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from .errors import AmqpExtError, PublishNackedError, UnroutableError
+from ..errors import AmqpExtError, PublishNackedError, UnroutableError
 
 
 def unroutable(

@@ -17,10 +17,11 @@ import pamqp.commands
 import pamqp.frame
 import pamqp.header
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 _FRAME_OVERHEAD = 8  # frame header (7 bytes) and frame-end octet
 _METHOD_CACHE_SIZE = 256  # encoded basic.publish frames kept, one per destination
+Destination = tuple[str, str, bool]  # where a publish goes: exchange, routing key, mandatory
 # basic.ack and basic.reject, encoded by hand (pamqp takes ~15 us a frame; this ~0.3 us):
 # frame type 1 (method), channel, payload size 13, class 60, method 80 (ack) or 90 (reject),
 # delivery tag, one octet of flags (multiple / requeue), frame end 0xCE.
@@ -85,20 +86,14 @@ class Outbox:
         self._write = write
         self._chunk = max(frame_max - _FRAME_OVERHEAD, 0)
         self._pending: list[bytes] = []
-        self._methods: dict[tuple[str, str, bool], bytes] = {}
+        self._methods: dict[Destination, bytes] = {}
         self.closed = False
 
     def publish(
-        self,
-        body: bytes,
-        *,
-        exchange: str,
-        routing_key: str,
-        properties: Mapping[str, Any],
-        mandatory: bool,
-        now: bool = False,
+        self, body: bytes, properties: Mapping[str, Any], to: Destination, *, now: bool = False
     ) -> None:
-        """Queue a publish: every frame is encoded first, so a bad property queues nothing.
+        """Queue a publish of ``body`` to ``to`` (exchange, routing key, mandatory): every frame
+        is encoded first, so a bad property queues nothing.
 
         With ``now`` and nothing else queued, the frames are written at once.
 
@@ -107,7 +102,7 @@ class Outbox:
         """
         chunk = self._chunk or len(body) or 1
         try:
-            method = self._method(exchange, routing_key, mandatory)
+            method = self._method(to)
         except Exception as exc:  # pamqp validates names (length, type)
             raise ConfigurationError(f"publish_message: exchange/routing_key: {exc}") from None
         header = _quick_header(self.channel_id, len(body), properties)
@@ -131,17 +126,17 @@ class Outbox:
         else:
             self._append(data)
 
-    def _method(self, exchange: str, routing_key: str, mandatory: bool) -> bytes:
+    def _method(self, to: Destination) -> bytes:
         """The encoded basic.publish frame; the same few destinations recur, so it is cached."""
-        key = (exchange, routing_key, mandatory)
-        method = self._methods.get(key)
+        method = self._methods.get(to)
         if method is None:
             if len(self._methods) >= _METHOD_CACHE_SIZE:
                 self._methods.clear()
+            exchange, routing_key, mandatory = to
             publish = pamqp.commands.Basic.Publish(
                 exchange=exchange, routing_key=routing_key, mandatory=mandatory
             )
-            method = self._methods[key] = pamqp.frame.marshal(publish, self.channel_id)
+            method = self._methods[to] = pamqp.frame.marshal(publish, self.channel_id)
         return method
 
     def ack(self, delivery_tag: int, *, now: bool = False) -> None:
