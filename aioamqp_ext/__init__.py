@@ -12,6 +12,7 @@ from .errors import (
     ClosedError,
     ConfigurationError,
     DeserializationError,
+    HandlerTimeoutError,
     PublishError,
     PublishNackedError,
     PublishTimeoutError,
@@ -19,6 +20,7 @@ from .errors import (
     TopologyError,
     UnroutableError,
 )
+from .message import Message
 from .producer import BaseProducer
 from .serializers import (
     JsonSerializer,
@@ -40,7 +42,9 @@ __all__ = [
     "ClosedError",
     "ConfigurationError",
     "DeserializationError",
+    "HandlerTimeoutError",
     "JsonSerializer",
+    "Message",
     "MsgpackSerializer",
     "PublishError",
     "PublishNackedError",

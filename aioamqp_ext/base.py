@@ -45,7 +45,12 @@ class BaseAmqp:
         dead_letter_exchange: dead-letter rejected messages through this exchange into
             ``<queue>.dlq`` (both declared).
         queue_arguments: further arguments of the queue declaration (``x-queue-type`` ...).
-        max_retries: times a failing message is retried before it is dead-lettered.
+        max_retries: times a failing message is retried before it is dead-lettered; by
+            default as many as ``retry_delays`` (0 without them).
+        retry_delays: seconds a failed message waits, in the broker, before each retry
+            (``(1, 10, 60)``; the last one repeats); None: retried at once.
+        handler_timeout: seconds a handler may run; then it is cancelled and the message
+            counts as failed (retried or dead-lettered). None: no limit.
         publisher_confirms: wait for the broker's confirm of each publish.
         connect_timeout: seconds to connect to one URL, and for each broker call.
         publish_timeout: seconds ``publish_message()`` may take, confirm included, waiting
@@ -88,7 +93,9 @@ class BaseAmqp:
         passive: bool = False,
         dead_letter_exchange: str | None = None,
         queue_arguments: Mapping[str, Any] | None = None,
-        max_retries: int = 0,
+        max_retries: int | None = None,
+        retry_delays: Sequence[float] | None = None,
+        handler_timeout: float | None = None,
         publisher_confirms: bool = True,
         connect_timeout: float = 10.0,
         publish_timeout: float = 30.0,
@@ -105,6 +112,7 @@ class BaseAmqp:
                 "prefetch_count": prefetch_count, "prefetch_size": prefetch_size,
                 "dead_letter_exchange": dead_letter_exchange, "queue_arguments": queue_arguments,
                 "max_retries": max_retries, "close_timeout": close_timeout,
+                "retry_delays": retry_delays, "handler_timeout": handler_timeout,
                 "publisher_confirms": publisher_confirms,
             })  # fmt: skip
         if loop is not None:
@@ -128,6 +136,8 @@ class BaseAmqp:
             dead_letter_exchange=dead_letter_exchange,
             queue_arguments=queue_arguments,
             max_retries=max_retries,
+            retry_delays=retry_delays,
+            handler_timeout=handler_timeout,
             publisher_confirms=publisher_confirms,
             connect_timeout=connect_timeout,
             publish_timeout=publish_timeout,

@@ -31,15 +31,18 @@ DEFAULT_URL = "amqp://localhost:5672/"
 _EXCHANGE_TYPES = ("direct", "topic", "fanout", "headers")
 
 
-#: options only a consumer uses, with their defaults
-CONSUMER_OPTIONS: Mapping[str, Any] = MappingProxyType({
-    "prefetch_count": 1, "prefetch_size": 0, "dead_letter_exchange": None,
-    "queue_arguments": None, "max_retries": 0, "close_timeout": 30.0,
+#: options only a consumer uses, with the values that leave it unused (not given)
+CONSUMER_OPTIONS: Mapping[str, tuple[Any, ...]] = MappingProxyType({
+    "prefetch_count": (1,), "prefetch_size": (0,), "dead_letter_exchange": (None,),
+    "queue_arguments": (None, {}), "max_retries": (None, 0), "close_timeout": (30.0,),
+    "retry_delays": (None, ()), "handler_timeout": (None,),
 })  # fmt: skip
-#: options only a producer uses, with their defaults
-PRODUCER_OPTIONS: Mapping[str, Any] = MappingProxyType({"publisher_confirms": True})
+#: options only a producer uses, with the values that leave it unused (not given)
+PRODUCER_OPTIONS: Mapping[str, tuple[Any, ...]] = MappingProxyType({"publisher_confirms": (True,)})
 #: consumer options that aioamqp-ext 0.1 (2018) took on a producer too: there, they warn
 _ACCEPTED_ON_BOTH_IN_2018 = ("prefetch_count", "prefetch_size")
+#: the longest retry delay: RabbitMQ's x-message-ttl is at most 2**32 - 1 milliseconds
+MAX_RETRY_DELAY = (2**32 - 1) / 1000
 
 
 def check_side(where: str, side: str, options: Mapping[str, Any]) -> None:
@@ -56,11 +59,7 @@ def check_side(where: str, side: str, options: Mapping[str, Any]) -> None:
     """
     other = "consumer" if side == "producer" else "producer"
     foreign = CONSUMER_OPTIONS if side == "producer" else PRODUCER_OPTIONS
-    given = [
-        name
-        for name, default in foreign.items()
-        if (value := options.get(name, default)) is not None and value != default and value != {}
-    ]
+    given = [name for name, unused in foreign.items() if options.get(name, unused[0]) not in unused]
     refused = [name for name in given if name not in _ACCEPTED_ON_BOTH_IN_2018]
     if refused:
         raise ConfigurationError(
@@ -74,6 +73,29 @@ def check_side(where: str, side: str, options: Mapping[str, Any]) -> None:
             DeprecationWarning,
             stacklevel=3,
         )
+
+
+def _retry_delays(where: str, delays: Sequence[float] | None) -> tuple[float, ...]:
+    """``retry_delays`` as a tuple of seconds; () for None.
+
+    Raises:
+        ConfigurationError: empty, not numbers, or a delay not in (0.001, MAX_RETRY_DELAY].
+    """
+    if delays is None:
+        return ()
+    problem = f"{where}: retry_delays: expected a non-empty list of seconds between 0.001 and "
+    problem += f"{MAX_RETRY_DELAY:.0f}, got {delays!r}"
+    if isinstance(delays, str | bytes) or not isinstance(delays, Sequence) or not delays:
+        raise ConfigurationError(problem)
+    for delay in delays:
+        if isinstance(delay, bool) or not isinstance(delay, int | float):
+            raise ConfigurationError(problem)
+        try:
+            if not 0.001 <= delay <= MAX_RETRY_DELAY:
+                raise ConfigurationError(problem)
+        except OverflowError:  # an int too large to compare with a float
+            raise ConfigurationError(problem) from None
+    return tuple(float(delay) for delay in delays)
 
 
 def _process_name(who: str) -> str:
@@ -187,6 +209,8 @@ class AmqpConfig:
     dead_letter_exchange: str | None = None
     queue_arguments: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     max_retries: int = 0
+    retry_delays: tuple[float, ...] = ()
+    handler_timeout: float | None = None
     publisher_confirms: bool = True
     connect_timeout: float = 10.0
     publish_timeout: float = 30.0
@@ -207,6 +231,8 @@ class AmqpConfig:
         routing_key: str | Sequence[str] | None = None,
         serializer: str | Serializer | type[bytes] = "json",
         queue_arguments: Mapping[str, Any] | None = None,
+        max_retries: int | None = None,
+        retry_delays: Sequence[float] | None = None,
         **options: Any,
     ) -> AmqpConfig:
         """Normalise the constructor's input forms, then build (and so validate) a config.
@@ -217,6 +243,9 @@ class AmqpConfig:
             routing_key: one routing key, a list of them, or None.
             serializer: a serializer name, ``bytes``, or a serializer object.
             queue_arguments: extra ``x-...`` arguments of the queue declaration.
+            max_retries: retries before dead-lettering; None: as many as ``retry_delays``
+                (0 without them).
+            retry_delays: seconds a failed message waits before each retry, or None.
             **options: the remaining fields, unchanged.
 
         Raises:
@@ -242,6 +271,9 @@ class AmqpConfig:
             raise ConfigurationError(
                 f"{where}: queue_arguments: expected a dict, got {queue_arguments!r}"
             )
+        delays = _retry_delays(where, retry_delays)
+        if max_retries is None:
+            max_retries = len(delays)
         if options.get("connection_name") is None:
             options["connection_name"] = _process_name(where)
         return cls(
@@ -250,6 +282,8 @@ class AmqpConfig:
             routing_keys=keys,
             serializer=get_serializer(serializer, where=where),
             queue_arguments=MappingProxyType(dict(queue_arguments or {})),
+            max_retries=max_retries,
+            retry_delays=delays,
             **options,
         )
 
@@ -300,8 +334,48 @@ class AmqpConfig:
             raise fail("dead_letter_exchange", "needs a queue to dead-letter from; set queue=")
         if self.max_retries and not self.queue:
             raise fail("max_retries", "needs a queue to retry into; set queue=")
+        if self.retry_delays and self.max_retries < len(self.retry_delays):
+            raise fail(
+                "max_retries",
+                f"expected at least as many as the {len(self.retry_delays)} retry_delays "
+                f"{list(self.retry_delays)!r} (or leave it out)",
+            )
+        timeout = self.handler_timeout
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout < math.inf
+        ):
+            raise fail("handler_timeout", "expected a number of seconds > 0, or None")
         if not all(isinstance(key, str) for key in self.queue_arguments):
             raise fail("queue_arguments", "expected str keys")
+
+    def retry_delay(self, retries: int) -> float | None:
+        """Seconds a message that failed ``retries + 1`` times waits before its next attempt
+        (the last delay repeats); None without ``retry_delays``: retried at once."""
+        if not self.retry_delays:
+            return None
+        return self.retry_delays[min(retries, len(self.retry_delays) - 1)]
+
+    def retry_queues(self) -> dict[float, str]:
+        """The wait queue of each delay a retry can take: ``<queue>.retry.<milliseconds>``."""
+        delays = self.retry_delays
+        used = {delays[min(n, len(delays) - 1)] for n in range(self.max_retries)} if delays else ()
+        return {delay: f"{self.queue}.retry.{round(delay * 1000)}" for delay in sorted(used)}
+
+    def retry_queue_arguments(self, delay: float) -> dict[str, Any]:
+        """A wait queue's declaration: its TTL, then dead-lettered back to the queue through
+        the default exchange (so only this queue sees the retry). Beside a quorum queue it is
+        a quorum queue too, dead-lettering at least once."""
+        arguments: dict[str, Any] = {
+            "x-message-ttl": round(delay * 1000),
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": self.queue,
+        }
+        if self.queue_arguments.get("x-queue-type") == "quorum":
+            arguments.update({"x-queue-type": "quorum", "x-overflow": "reject-publish",
+                              "x-dead-letter-strategy": "at-least-once"})  # fmt: skip
+        return arguments
 
     @property
     def heartbeat_seconds(self) -> int:

@@ -7,11 +7,19 @@ import inspect
 import logging
 import signal
 import sys
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from ._amqp import Connection, Delivery
 from .base import BaseAmqp
-from .errors import AmqpConnectionError, AmqpExtError, ConfigurationError
+from .errors import (
+    AmqpConnectionError,
+    AmqpExtError,
+    ConfigurationError,
+    HandlerTimeoutError,
+    UnroutableError,
+)
+from .message import RETRY_HEADER, Message
 from .serializers import Serializer, serializer_for
 
 if TYPE_CHECKING:
@@ -21,8 +29,8 @@ __all__ = ["BaseConsumer"]
 
 logger = logging.getLogger(__name__)
 
-RETRY_HEADER = "x-aioamqp-ext-retries"
 ACK, DEAD_LETTER, RETRY = range(3)  # outcomes, as indexes of the metrics' counts
+DIRECT_REPLY_TO_PREFIX = "amq.rabbitmq.reply-to."  # the names RabbitMQ gives direct reply-to
 _SERIALIZER_CACHE_SIZE = 16  # content types remembered; a queue rarely carries more than one
 _BINDING_BY_TYPE = {"topic": "#", "fanout": "", "headers": ""}
 # Python 3.12+ can start a task eagerly: a handler then runs at once, inside the delivery's
@@ -44,24 +52,43 @@ class BaseConsumer(BaseAmqp):
     _side = "consumer"
 
     _metrics: ConsumerMetrics | None
+    #: the handler takes ``(data, message)`` (decided when the class is created)
+    _with_message: ClassVar[bool] = False
+    _handler_problem: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._with_message, cls._handler_problem = _handler_form(cls.process_request)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not self.config.queue:
             raise ConfigurationError(f"{type(self).__name__}: queue: a consumer needs one, got ''")
+        if self._handler_problem is not None:
+            raise ConfigurationError(f"{type(self).__name__}: {self._handler_problem}")
+        self._retry_queues = self.config.retry_queues()
         self._consumer_tag: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop: asyncio.Event | None = None
         self._lost_error: AmqpConnectionError | None = None
         self._serializers: dict[str | None, Serializer] = {}  # by content type, as received
 
-    async def process_request(self, data: Any) -> None:
-        """Handle one message's deserialized payload; raise to reject it.
+    if TYPE_CHECKING:  # either form type-checks in a subclass: (data) or (data, message)
+        process_request: Callable[..., Any]
+    else:
 
-        Args:
-            data: the message body, deserialized.
-        """
-        raise NotImplementedError(f"{type(self).__name__} must define process_request(data)")
+        async def process_request(self, data):
+            """Handle one message's deserialized payload; raise to reject it.
+
+            Declare a second parameter named ``message`` to receive the whole
+            :class:`~aioamqp_ext.Message` (properties, routing key, retries...):
+            ``async def process_request(self, data, message)``. A value other than None
+            returned for a message with ``reply_to`` is sent back as the reply.
+
+            Args:
+                data: the message body, deserialized.
+            """
+            raise NotImplementedError(f"{type(self).__name__} must define process_request(data)")
 
     async def consume(self) -> None:
         """Connect, declare exchange, queue and bindings, set QoS and start consuming.
@@ -90,6 +117,10 @@ class BaseConsumer(BaseAmqp):
             passive=cfg.passive,
             arguments=cfg.queue_declare_arguments(),
         )
+        for delay, name in self._retry_queues.items():  # where a failed message waits
+            await conn.declare_queue(
+                name, durable=True, passive=cfg.passive, arguments=cfg.retry_queue_arguments(delay)
+            )
         if cfg.exchange and not cfg.passive:
             default_key = _BINDING_BY_TYPE.get(cfg.exchange_type, cfg.queue)
             for key in cfg.routing_keys or (default_key,):
@@ -134,13 +165,79 @@ class BaseConsumer(BaseAmqp):
             await self._settle(conn, delivery, ack=False)
             return
         try:
-            result = self.process_request(data)
+            if self._with_message:
+                message = Message.of(delivery, data, self.config.queue)
+                result = self.process_request(data, message)
+            else:
+                result = self.process_request(data)
             if inspect.isawaitable(result):  # a plain ``def`` handler works too
-                await result
+                timeout = self.config.handler_timeout
+                result = await (result if timeout is None else self._within(result, timeout))
+            if result is not None and delivery.reply_to is not None:
+                await self._reply(conn, delivery, result)
         except Exception as exc:
             await self._failed(conn, delivery, exc)
             return
         await self._settle(conn, delivery, ack=True)
+
+    async def _within(self, handling: Any, timeout: float) -> Any:
+        """Await the handler for at most ``timeout`` seconds; then cancel it.
+
+        Raises:
+            HandlerTimeoutError: it was still running (counted in the metrics).
+        """
+        try:
+            async with asyncio.timeout(timeout) as deadline:
+                return await handling
+        except TimeoutError:
+            if not deadline.expired():  # the handler's own TimeoutError: its failure
+                raise
+            if self._metrics is not None:
+                self._metrics.timeouts += 1
+            raise HandlerTimeoutError(
+                f"the handler was still running after {timeout:g} s (handler_timeout): cancelled"
+            ) from None
+
+    async def _reply(self, conn: Connection, delivery: Delivery, result: Any) -> None:
+        """Send the handler's return value to the request's ``reply_to`` (default exchange,
+        its ``correlation_id``), confirmed, before the request is acked. A reply nobody waits
+        for any more (the requester is gone) is logged: the request was handled all the same.
+
+        Raises:
+            SerializationError: the value cannot be encoded (a handler failure).
+            AmqpExtError: the reply could not be published.
+        """
+        reply_to = delivery.reply_to
+        assert reply_to is not None
+        serializer = self.config.serializer
+        properties: dict[str, Any] = {"content_type": serializer.content_type}
+        if delivery.correlation_id is not None:
+            properties["correlation_id"] = delivery.correlation_id
+        body = serializer.serialize(result)
+        # RabbitMQ (3.10) returns every mandatory publish to a direct reply-to name as
+        # unroutable, delivered or not, and drops one whose requester is gone: only a reply
+        # to an ordinary queue can learn that nobody waits any more.
+        direct = reply_to.startswith(DIRECT_REPLY_TO_PREFIX)
+        waiting = True
+        try:
+            async with asyncio.timeout(self.config.publish_timeout):
+                await conn.publish(body, exchange="", routing_key=reply_to,
+                                   properties=properties, mandatory=not direct)  # fmt: skip
+        except UnroutableError:
+            waiting = False
+        except TimeoutError:
+            raise AmqpConnectionError(
+                f"the reply to {reply_to!r} was not confirmed within "
+                f"{self.config.publish_timeout:g} s"
+            ) from None
+        if not waiting:
+            logger.warning(
+                "%s: nobody waits at its reply_to %r any more (the requester is gone?); its "
+                "reply is dropped and the message acked all the same",
+                self._where(delivery),
+                reply_to,
+                extra={"message_id": delivery.message_id, "queue": self.config.queue},
+            )
 
     def _where(self, delivery: Delivery) -> str:
         """How log lines name a message."""
@@ -153,7 +250,12 @@ class BaseConsumer(BaseAmqp):
         retries = retries if isinstance(retries, int) else 0
         extra = {"message_id": delivery.message_id, "queue": self.config.queue}
         if retries < self.config.max_retries:
+            delay = self.config.retry_delay(retries)
             attempt = f"retry {retries + 1} of {self.config.max_retries}"
+            target = self.config.queue
+            if delay is not None:  # the copy waits in the broker, then comes back to the queue
+                attempt += f" in {delay:g} s"
+                target = self._retry_queues[delay]
             logger.warning("%s failed (%s)", where, attempt, exc_info=error, extra=extra)
             headers = {**delivery.headers, RETRY_HEADER: retries + 1}
             try:  # the copy is confirmed before the original is acked: at least once
@@ -161,7 +263,7 @@ class BaseConsumer(BaseAmqp):
                     await conn.publish(
                         delivery.body,
                         exchange="",
-                        routing_key=self.config.queue,
+                        routing_key=target,
                         properties={**delivery.properties, "headers": headers},
                         mandatory=True,
                     )
@@ -328,3 +430,23 @@ class BaseConsumer(BaseAmqp):
     async def __aenter__(self) -> Self:
         await self.consume()
         return self
+
+
+def _handler_form(handler: Callable[..., Any]) -> tuple[bool, str | None]:
+    """Whether ``process_request`` takes ``(data, message)``, and what is wrong with it, if
+    anything: its second positional parameter must be named ``message``."""
+    try:
+        parameters = list(inspect.signature(handler).parameters.values())[1:]  # after self
+    except (TypeError, ValueError):  # a callable whose signature cannot be read: the old form
+        return False, None
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 2 or positional[1].default is not positional[1].empty:
+        return False, None
+    second = positional[1]
+    if second.name == "message" and len(positional) == 2:
+        return True, None
+    names = ", ".join(repr(p.name) for p in positional[1:])
+    return False, (
+        f"process_request: its parameters after data must be one named 'message' (it receives "
+        f"the Message), got {names}"
+    )

@@ -12,6 +12,7 @@ __all__ = [
     "ClosedError",
     "ConfigurationError",
     "DeserializationError",
+    "HandlerTimeoutError",
     "PublishError",
     "PublishNackedError",
     "PublishTimeoutError",
@@ -86,3 +87,8 @@ class UnroutableError(PublishError):
 
 class PublishTimeoutError(PublishError, TimeoutError):
     """The broker did not confirm a publish within ``publish_timeout``."""
+
+
+class HandlerTimeoutError(AmqpExtError, TimeoutError):
+    """A consumer's handler ran past ``handler_timeout`` and was cancelled (the message counts
+    as failed: retried or dead-lettered)."""

@@ -10,6 +10,8 @@ to it:
   (republished for another attempt);
 - ``amqp_message_handling_seconds{queue}``: time from delivery to settlement (histogram);
 - ``amqp_messages_in_flight{queue}``: handlers running now;
+- ``amqp_handler_timeouts_total{queue}``: handlers cancelled at ``handler_timeout`` (their
+  messages also count as ``retry`` or ``dead_letter``);
 - ``amqp_messages_published_total{exchange,result}``: publishes, ``result`` one of
   ``confirmed``, ``nacked``, ``returned`` (unroutable) or ``failed`` (timeout, lost
   connection, closed);
@@ -77,13 +79,14 @@ class _ClientMetrics:
 class ConsumerMetrics(_ClientMetrics):
     """The numbers of one consumer's queue: settled messages by result and handling times."""
 
-    __slots__ = ("counts", "handling", "queue")
+    __slots__ = ("counts", "handling", "queue", "timeouts")
 
     def __init__(self, client: BaseAmqp, queue: str, bounds: Sequence[float]) -> None:
         super().__init__(client)
         self.queue = queue
         self.counts = [0, 0, 0]  # ack, dead_letter, retry
         self.handling = Histogram(bounds)
+        self.timeouts = 0  # handlers cancelled at handler_timeout
 
     async def timed(self, handling: Coroutine[Any, Any, None]) -> None:
         """Await ``handling`` (one message, delivery to settlement) and record how long it took."""
@@ -146,6 +149,7 @@ class AmqpCollector:
         CounterMetricFamily,
         GaugeMetricFamily,
         CounterMetricFamily,
+        CounterMetricFamily,
     ]:
         return (
             CounterMetricFamily("amqp_messages_consumed", "Messages a consumer settled, by "
@@ -161,25 +165,29 @@ class AmqpCollector:
             GaugeMetricFamily("amqp_connection_up", "Whether every open AMQP client of this "
                               "process is connected to a broker (1) or not (0)."),
             CounterMetricFamily("amqp_reconnects", "AMQP connections healed after a loss."),
+            CounterMetricFamily("amqp_handler_timeouts", "Handlers cancelled at "
+                                "handler_timeout, by queue.", labels=["queue"]),
         )  # fmt: skip
 
     def collect(self) -> Iterator[Metric]:
         """The families from the numbers so far (several clients of a queue are summed)."""
-        consumed, handling, in_flight, published, up, reconnects = self._families()
+        consumed, handling, in_flight, published, up, reconnects, timeouts = self._families()
         by_queue: dict[str, tuple[list[int], Histogram, list[int]]] = {}
         for series in list(self.consumers):
             counts, handled, running = by_queue.setdefault(
-                series.queue, ([0] * 3, Histogram(series.handling.bounds), [0])
+                series.queue, ([0] * 3, Histogram(series.handling.bounds), [0, 0])
             )
             for index, value in enumerate(series.counts):
                 counts[index] += value
             handled.add(series.handling)
             running[0] += series.in_flight
+            running[1] += series.timeouts
         for queue, (counts, handled, running) in by_queue.items():
             for result, value in zip(CONSUMED_RESULTS, counts, strict=True):
                 consumed.add_metric([queue, result], value)
             handling.add_metric([queue], handled.buckets(), handled.total)
             in_flight.add_metric([queue], running[0])
+            timeouts.add_metric([queue], running[1])
         by_exchange: dict[str, list[int]] = {}
         for pub in list(self.producers):
             counts = by_exchange.setdefault(pub.exchange, [0] * 4)
@@ -193,7 +201,7 @@ class AmqpCollector:
         connected = bool(open_clients) and all(client.is_connected for client in open_clients)
         up.add_metric([], float(connected))
         reconnects.add_metric([], sum(client.reconnects for client in clients))
-        yield from (consumed, handling, in_flight, published, up, reconnects)
+        yield from (consumed, handling, in_flight, published, up, reconnects, timeouts)
 
 
 _collectors: weakref.WeakKeyDictionary[CollectorRegistry, AmqpCollector] = (

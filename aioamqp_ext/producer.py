@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ._amqp import Connection, Delivery
 from .base import BaseAmqp
-from .errors import AmqpConnectionError, ConfigurationError, PublishTimeoutError
+from .errors import (
+    AmqpConnectionError,
+    AmqpTimeoutError,
+    ConfigurationError,
+    DeserializationError,
+    PublishTimeoutError,
+)
+from .serializers import serializer_for
 
 if TYPE_CHECKING:
     from .metrics import ProducerMetrics
@@ -17,6 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["BaseProducer"]
 
 _PERSISTENT = 2
+#: RabbitMQ's direct reply-to: replies come straight back on the requesting channel
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+logger = logging.getLogger(__name__)
 
 
 class BaseProducer(BaseAmqp):
@@ -29,6 +41,119 @@ class BaseProducer(BaseAmqp):
     _side = "producer"
 
     _metrics: ProducerMetrics | None
+
+    # request/reply, set up by the first request (the constructor is BaseAmqp's own)
+    _replies: dict[str, asyncio.Future[Any]] | None = None  # correlation_id -> its waiter
+    _replying_on: Connection | None = None  # the connection consuming our replies
+    _reply_lock: asyncio.Lock | None = None
+
+    async def request(
+        self,
+        payload: Any = None,
+        routing_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        properties: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Publish ``payload`` as a request and return the reply's deserialized data.
+
+        The request carries ``reply_to`` RabbitMQ's direct reply-to (``amq.rabbitmq.reply-to``)
+        and a fresh ``correlation_id``: a consumer whose handler returns a value answers it
+        (see :class:`~aioamqp_ext.BaseConsumer`). Thousands may be in flight on one producer;
+        each gets its own reply. A reply that comes after its request timed out is dropped
+        (logged at debug). The reply comes back on the connection the request went out on: a
+        request in flight when that connection is lost fails with ``AmqpConnectionError``
+        (send it again if handling it twice is harmless).
+
+        Args:
+            payload: what to send, as the serializer accepts it.
+            routing_key: as for :meth:`publish_message`.
+            timeout: seconds to wait for the reply, the publish included.
+            properties: further AMQP properties (``reply_to`` and ``correlation_id`` are ours).
+
+        Raises:
+            AmqpTimeoutError: no reply within ``timeout``.
+            AmqpConnectionError: the connection was lost before the reply came.
+            DeserializationError: the reply's body cannot be decoded.
+            ConfigurationError: a bad ``timeout``, property or routing key.
+            PublishError: as for :meth:`publish_message`.
+        """
+        where = f"{type(self).__name__}.request"
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ConfigurationError(f"{where}: timeout: expected seconds > 0, got {timeout!r}")
+        key = self._routing_key(routing_key)
+        body = self.config.serializer.serialize(payload)
+        correlation_id = uuid.uuid4().hex
+        props = self._properties(properties)
+        props.update(reply_to=DIRECT_REPLY_TO, correlation_id=correlation_id)
+        if self._replies is None:
+            self._replies, self._reply_lock = {}, asyncio.Lock()
+        replies = self._replies
+        waiter = replies[correlation_id] = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._consume_replies()
+                publishing = self._publish(body, key, props, False)
+                await (publishing if self._metrics is None else self._metrics.counted(publishing))
+                return await waiter
+        except TimeoutError as exc:
+            if type(exc) is not TimeoutError:  # one of ours, e.g. the publish's own timeout
+                raise
+            raise AmqpTimeoutError(
+                f"{where}: no reply to request {correlation_id} (routing key {key!r}) within "
+                f"{timeout:g} s"
+            ) from None
+        finally:
+            del replies[correlation_id]
+
+    async def _consume_replies(self) -> None:
+        """Consume our direct reply-to pseudo-queue on the current connection (once)."""
+        conn = await self._connection()
+        if self._replying_on is conn:
+            return
+        assert self._reply_lock is not None
+        async with self._reply_lock:
+            if self._replying_on is not conn:
+                await self._start_replies(conn)
+
+    async def _start_replies(self, conn: Connection) -> None:
+        await conn.consume(DIRECT_REPLY_TO, self._on_reply, no_ack=True)
+        self._replying_on = conn
+
+    async def _setup(self, conn: Connection) -> None:
+        await super()._setup(conn)
+        if self._replying_on is not None:  # requests were made: replies come to this one now
+            await self._start_replies(conn)
+
+    def _on_reply(self, delivery: Delivery) -> None:
+        correlation_id = delivery.correlation_id
+        waiter = (self._replies or {}).get(correlation_id or "")
+        if waiter is None or waiter.done():
+            logger.debug(
+                "%s: a reply to request %s came after it ended (timed out?); dropped",
+                type(self).__name__,
+                correlation_id,
+            )
+            return
+        try:
+            serializer = serializer_for(delivery.content_type, self.config.serializer)
+            waiter.set_result(serializer.deserialize(delivery.body))
+        except Exception as exc:  # any serializer failure: the requester learns why
+            waiter.set_exception(
+                DeserializationError(f"the reply to request {correlation_id}: {exc}")
+            )
+
+    def _on_lost(self, error: AmqpConnectionError) -> None:
+        # Replies come back on the channel a request went out on: with it gone, none will.
+        for correlation_id, waiter in (self._replies or {}).items():
+            if not waiter.done():
+                waiter.set_exception(
+                    AmqpConnectionError(
+                        f"request {correlation_id}: the connection was lost before its reply "
+                        f"came ({error})"
+                    )
+                )
+                waiter.exception()  # its request may be past awaiting it: no "never retrieved"
 
     def publish_message(
         self,

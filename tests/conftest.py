@@ -13,7 +13,7 @@ import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -163,10 +163,18 @@ class AmqpNames:
     exchange: str
     queue: str
     dead_letter_exchange: str
+    #: further queues the test made (a retry's wait queues...), deleted with the others
+    more_queues: list[str] = field(default_factory=list)
 
     @property
     def dlq(self) -> str:
         return f"{self.queue}.dlq"
+
+    def retry_queue(self, seconds: float) -> str:
+        """The wait queue of a retry delay (``<queue>.retry.<ms>``), deleted afterwards."""
+        name = f"{self.queue}.retry.{round(seconds * 1000)}"
+        self.more_queues.append(name)
+        return name
 
 
 @pytest.fixture
@@ -181,7 +189,7 @@ async def amqp_names(amqp_url: str, unique_name: str) -> AsyncIterator[AmqpNames
     transport, protocol = await amqp_connect(amqp_url)
     try:
         channel = await protocol.channel()
-        for queue in (names.queue, names.dlq):
+        for queue in (names.queue, names.dlq, *names.more_queues):
             await channel.queue_delete(queue)
         for exchange in (names.exchange, names.dead_letter_exchange):
             await channel.exchange_delete(exchange)

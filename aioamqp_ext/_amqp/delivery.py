@@ -50,6 +50,23 @@ class Delivery:
         return self._properties
 
     @property
+    def raw_properties(self) -> Any:
+        """The transport's properties object (one attribute per AMQP property), as received."""
+        return self._raw
+
+    @property
+    def reply_to(self) -> str | None:
+        """The message's ``reply_to`` property, if any."""
+        value = getattr(self._raw, "reply_to", None)
+        return None if value is None else str(value)
+
+    @property
+    def correlation_id(self) -> str | None:
+        """The message's ``correlation_id`` property, if any."""
+        value = getattr(self._raw, "correlation_id", None)
+        return None if value is None else str(value)
+
+    @property
     def message_id(self) -> str | None:
         """The message's ``message_id`` property, if any."""
         value = getattr(self._raw, "message_id", None)

@@ -241,8 +241,12 @@ class Connection:
             "basic.qos", lambda: qos(prefetch_size=prefetch_size, prefetch_count=prefetch_count)
         )
 
-    async def consume(self, queue: str, on_delivery: Callable[[Delivery], None]) -> str:
-        """Start consuming ``queue``; ``on_delivery`` is called (synchronously) per message."""
+    async def consume(
+        self, queue: str, on_delivery: Callable[[Delivery], None], *, no_ack: bool = False
+    ) -> str:
+        """Start consuming ``queue``; ``on_delivery`` is called (synchronously) per message.
+        With ``no_ack`` the broker counts a message delivered as settled (RabbitMQ's direct
+        reply-to needs it)."""
 
         async def deliver(channel: Any, body: bytes, envelope: Any, properties: Any) -> None:
             on_delivery(
@@ -262,7 +266,7 @@ class Connection:
         self._channel.add_cancellation_callback(cancelled)
         start = self._channel.basic_consume
         result = await self._call(
-            f"basic.consume on {queue!r}", lambda: start(deliver, queue_name=queue)
+            f"basic.consume on {queue!r}", lambda: start(deliver, queue_name=queue, no_ack=no_ack)
         )
         return str(result["consumer_tag"])
 

@@ -184,3 +184,71 @@ def test_a_producer_warns_of_the_prefetch_options_the_2018_api_took_on_both_side
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         BaseProducer(exchange="x", prefetch_count=1, max_retries=0)  # the defaults: not given
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"retry_delays": []}, r"Consumer: retry_delays: expected a non-empty list of seconds "
+                               r"between 0.001 and 4294967, got \[\]"),
+        ({"retry_delays": [1, -5]}, r"retry_delays: .*, got \[1, -5\]"),
+        ({"retry_delays": [0]}, r"retry_delays: .*, got \[0\]"),
+        ({"retry_delays": ["10"]}, r"retry_delays: .*, got \['10'\]"),
+        ({"retry_delays": "10"}, r"retry_delays: .*, got '10'"),
+        ({"retry_delays": [True]}, r"retry_delays: .*, got \[True\]"),
+        ({"retry_delays": [10**400]}, r"retry_delays: expected a non-empty list"),
+        ({"retry_delays": (1, 10, 60), "max_retries": 2},
+         r"max_retries: expected at least as many as the 3 retry_delays \[1.0, 10.0, 60.0\] "
+         r"\(or leave it out\), got 2"),
+        ({"handler_timeout": 0},
+         r"handler_timeout: expected a number of seconds > 0, or None, got 0"),
+        ({"handler_timeout": -1.5}, r"handler_timeout: .*, got -1.5"),
+        ({"handler_timeout": "5"}, r"handler_timeout: .*, got '5'"),
+    ],
+)  # fmt: skip
+def test_bad_retry_and_timeout_options_are_named_at_construction(
+    options: dict[str, Any], message: str
+) -> None:
+    """A typo in a retry policy must fail the worker's start, naming the keyword and value."""
+    with pytest.raises(ConfigurationError, match=message):
+        Consumer(queue="q", **options)
+
+
+def test_retry_delays_give_max_retries_and_their_wait_queues() -> None:
+    """max_retries defaults to one per delay; the last delay repeats past them; one wait
+    queue per distinct delay, named by its milliseconds."""
+    config = Consumer(queue="orders", retry_delays=(1, 10, 60)).config
+    assert config.max_retries == 3
+    assert config.retry_queues() == {1.0: "orders.retry.1000", 10.0: "orders.retry.10000",
+                                     60.0: "orders.retry.60000"}  # fmt: skip
+    longer = Consumer(queue="orders", retry_delays=(0.5, 2), max_retries=5).config
+    assert [longer.retry_delay(n) for n in range(5)] == [0.5, 2.0, 2.0, 2.0, 2.0]
+    assert longer.retry_queue_arguments(2.0) == {
+        "x-message-ttl": 2000, "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "orders",
+    }  # fmt: skip
+    assert Consumer(queue="orders", max_retries=2).config.retry_queues() == {}
+
+
+def test_a_handler_with_a_second_parameter_under_another_name_is_refused() -> None:
+    """The second parameter receives the Message only under its name: a typo is an error,
+    not a silent one-argument handler."""
+
+    class Typo(BaseConsumer):
+        async def process_request(self, data: Any, msg: Any) -> None:
+            pass
+
+    class TwoForms(BaseConsumer):
+        async def process_request(self, data: Any, message: Any) -> None:
+            pass
+
+    class Optional(BaseConsumer):
+        async def process_request(self, data: Any, extra: Any = None) -> None:
+            pass
+
+    with pytest.raises(ConfigurationError, match=r"Typo: process_request: its parameters after "
+                       r"data must be one named 'message' .*, got 'msg'"):  # fmt: skip
+        Typo(queue="q")
+    assert (TwoForms._with_message, Optional._with_message, Consumer._with_message) == (
+        True, False, False)  # fmt: skip
+    assert Optional(queue="q").config.queue == "q"

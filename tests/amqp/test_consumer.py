@@ -327,7 +327,7 @@ async def test_plain_def_handler_is_supported(amqp_url: str, amqp_names: AmqpNam
     got = asyncio.Event()
 
     class Plain(BaseConsumer):
-        def process_request(self, data: Any) -> None:  # type: ignore[override]
+        def process_request(self, data: Any) -> None:
             assert data == {"sync": True}
             got.set()
 
