@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["BaseProducer"]
 
 _PERSISTENT = 2
+_TRANSIENT = 1
 #: RabbitMQ's direct reply-to: replies come straight back on the requesting channel
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 logger = logging.getLogger(__name__)
@@ -58,12 +59,14 @@ class BaseProducer(BaseAmqp):
         """Publish ``payload`` as a request and return the reply's deserialized data.
 
         The request carries ``reply_to`` RabbitMQ's direct reply-to (``amq.rabbitmq.reply-to``)
-        and a fresh ``correlation_id``: a consumer whose handler returns a value answers it
-        (see :class:`~aioamqp_ext.BaseConsumer`). Thousands may be in flight on one producer;
-        each gets its own reply. A reply that comes after its request timed out is dropped
-        (logged at debug). The reply comes back on the connection the request went out on: a
-        request in flight when that connection is lost fails with ``AmqpConnectionError``
-        (send it again if handling it twice is harmless).
+        and a fresh ``correlation_id``; a consumer whose handler returns a value answers it (see
+        :class:`~aioamqp_ext.BaseConsumer`). It is transient (``delivery_mode`` 1) unless
+        ``properties`` say otherwise: only a requester still waiting can get its reply.
+        Thousands may be in flight on one producer; each gets its own reply. A reply that
+        comes after its request timed out is dropped (logged at debug). The reply comes back
+        on the connection the request went out on: a request in flight when that connection
+        is lost fails with ``AmqpConnectionError`` (send it again if handling it twice is
+        harmless).
 
         Args:
             payload: what to send, as the serializer accepts it.
@@ -84,7 +87,8 @@ class BaseProducer(BaseAmqp):
         key = self._routing_key(routing_key)
         body = self.config.serializer.serialize(payload)
         correlation_id = uuid.uuid4().hex
-        props = self._properties(properties)
+        # transient unless asked: a reply can only reach a requester that still waits
+        props = self._properties({"delivery_mode": _TRANSIENT, **(properties or {})})
         props.update(reply_to=DIRECT_REPLY_TO, correlation_id=correlation_id)
         if self._replies is None:
             self._replies, self._reply_lock = {}, asyncio.Lock()

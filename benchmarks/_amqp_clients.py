@@ -8,6 +8,14 @@ Every contender offers the same two operations:
   ``mode`` says; returns the seconds from the first publish to the last one confirmed (or, with
   no confirms, to the last one counted in the queue by the broker).
 
+Some offer more (``kinds`` says which):
+
+- ``consume_message(queue, n, prefetch)``: like ``consume``, the handler reading the message's
+  ``message_id`` property (ours: a handler taking ``(data, message)``);
+- ``request_reply(queue, n, in_flight)``: a server answering requests on ``queue`` with their
+  own payload, and a client sending ``n`` requests, ``in_flight`` at a time, each awaiting
+  its reply; returns the seconds from the first request to the last reply.
+
 Raw aioamqp is the smallest loop that is correct: its callback only acks, and its confirmed
 publishing honours the broker's batch acks (``multiple``), which aioamqp itself ignores.
 """
@@ -27,6 +35,12 @@ PAYLOAD = {"id": 0, "event": "order.created", "sku": "ABC-123", "qty": 2, "price
 BODY = json.dumps(PAYLOAD, separators=(",", ":")).encode()
 
 
+#: what a contender can run: the rows' kinds of work
+CONSUME, CONSUME_MESSAGE, PUBLISH, REQUEST = "consume", "consume_message", "publish", "request"
+#: a request/reply run that takes longer than this is broken (aio-pika's call has no timeout)
+REQUEST_RUN_TIMEOUT = 300.0
+
+
 @dataclass(frozen=True, slots=True)
 class PublishMode:
     """How a publish row publishes: confirms or not, and how many publishes in flight."""
@@ -44,6 +58,7 @@ class Counter:
         self.count = 0
         self.first = 0.0
         self.last = 0.0
+        self.missing = 0  # handled messages without the message_id they were filled with
         self.done = asyncio.Event()
 
     def hit(self) -> None:
@@ -57,6 +72,12 @@ class Counter:
     @property
     def elapsed(self) -> float:
         return self.last - self.first
+
+    def checked_elapsed(self) -> float:
+        """``elapsed``, once every handler saw its message's ``message_id``."""
+        if self.missing:
+            raise RuntimeError(f"{self.missing} of {self.n} messages had no message_id")
+        return self.elapsed
 
 
 async def run_workers(send: Callable[[], Awaitable[Any]], n: int, in_flight: int) -> float:
@@ -84,6 +105,7 @@ class RawAioamqp:
     """aioamqp 0.15 used directly: the smallest correct loop."""
 
     name = "raw aioamqp"
+    kinds = frozenset({CONSUME, CONSUME_MESSAGE, PUBLISH})
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -119,6 +141,24 @@ class RawAioamqp:
         await protocol.close()
         transport.close()
         return counter.elapsed
+
+    async def consume_message(self, queue: str, n: int, prefetch: int) -> float:
+        """``consume``, the callback also reading ``message_id`` (aioamqp parsed it already)."""
+        transport, protocol, channel = await self._open()
+        counter = Counter(n)
+        await channel.basic_qos(prefetch_count=prefetch, prefetch_size=0, connection_global=False)
+
+        async def on_message(channel: Any, body: bytes, envelope: Any, properties: Any) -> None:
+            if properties.message_id is None:
+                counter.missing += 1
+            await channel.basic_client_ack(envelope.delivery_tag)
+            counter.hit()
+
+        await channel.basic_consume(on_message, queue_name=queue)
+        await counter.done.wait()
+        await protocol.close()
+        transport.close()
+        return counter.checked_elapsed()
 
     async def publish(self, queue: str, n: int, mode: PublishMode, count: Any) -> float:
         transport, protocol, channel = await self._open(_batch_ack_channel())
@@ -161,6 +201,7 @@ class Ours:
     """aioamqp_ext's BaseConsumer and BaseProducer, as the talk's users write them."""
 
     name = "aioamqp_ext"
+    kinds = frozenset({CONSUME, CONSUME_MESSAGE, PUBLISH, REQUEST})
     metrics = False  # record the amqp_* consumer metrics in a registry of the run's own
 
     def __init__(self, url: str) -> None:
@@ -186,6 +227,54 @@ class Ours:
         await consumer.close()
         return counter.elapsed
 
+    async def consume_message(self, queue: str, n: int, prefetch: int) -> float:
+        """``consume``, the handler taking ``(data, message)`` and reading ``message_id``."""
+        from aioamqp_ext import BaseConsumer, Message
+
+        counter = Counter(n)
+
+        class Consumer(BaseConsumer):
+            async def process_request(self, data: Any, message: Message) -> None:
+                if message.message_id is None:
+                    counter.missing += 1
+                counter.hit()
+
+        consumer = Consumer(url=self.url, queue=queue, prefetch_count=prefetch)
+        await consumer.consume()
+        await counter.done.wait()
+        await consumer.close()
+        return counter.checked_elapsed()
+
+    async def request_reply(self, queue: str, n: int, in_flight: int) -> float:
+        """A BaseConsumer returning its input; ``BaseProducer.request`` awaiting each reply.
+
+        The requests are transient, as aio-pika's RPC sends them (see ``AioPika``).
+        """
+        from aioamqp_ext import BaseConsumer, BaseProducer
+
+        class Echo(BaseConsumer):
+            async def process_request(self, data: Any) -> Any:
+                return data
+
+        server = Echo(url=self.url, queue=queue, prefetch_count=in_flight)
+        producer = BaseProducer(url=self.url, queue=queue)
+        transient = {"delivery_mode": 1}
+        try:
+            await server.consume()
+            await producer.connect()
+            # untimed: the first request also starts consuming the replies
+            if await producer.request(PAYLOAD, properties=transient) != PAYLOAD:
+                raise RuntimeError("the reply differs from the request")
+
+            def send() -> Awaitable[Any]:
+                return producer.request(PAYLOAD, properties=transient)
+
+            async with asyncio.timeout(REQUEST_RUN_TIMEOUT):
+                return await run_workers(send, n, in_flight)
+        finally:
+            await producer.close()
+            await server.close()
+
     async def publish(self, queue: str, n: int, mode: PublishMode, count: Any) -> float:
         from aioamqp_ext import BaseProducer
 
@@ -207,14 +296,15 @@ class OursWithMetrics(Ours):
     """The same consumer with its ``amqp_*`` metrics on (``registry=``)."""
 
     name = "aioamqp_ext + metrics"
+    kinds = frozenset({CONSUME})
     metrics = True
-    publishes = False
 
 
 class AioPika:
     """aio-pika: a plain (not robust) connection and channel."""
 
     name = "aio-pika"
+    kinds = frozenset({CONSUME, PUBLISH, REQUEST})
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -258,12 +348,50 @@ class AioPika:
         await connection.close()
         return elapsed
 
+    async def request_reply(self, queue: str, n: int, in_flight: int) -> float:
+        """aio-pika's RPC pattern, as its docs write it: the server registers a method (its
+        queue, named after it), the client calls it; each on its own connection.
+
+        ``JsonRPC``, the pattern's JSON flavour (plain ``RPC`` pickles), so that both sides
+        speak the same JSON as ours. Calls are transient (the pattern's default); the
+        server's channel gets the same prefetch as our consumer.
+        """
+        import aio_pika
+        from aio_pika.patterns import JsonRPC
+
+        async def echo(**kwargs: Any) -> Any:
+            return kwargs
+
+        server_connection = await aio_pika.connect(self.url)
+        client_connection = await aio_pika.connect(self.url)
+        try:
+            server_channel = await server_connection.channel()
+            await server_channel.set_qos(prefetch_count=in_flight)
+            server = await JsonRPC.create(server_channel)
+            await server.register(queue, echo, durable=True)
+            client = await JsonRPC.create(await client_connection.channel())
+            if await client.call(queue, PAYLOAD) != PAYLOAD:  # untimed, as for ours
+                raise RuntimeError("the reply differs from the request")
+
+            def send() -> Awaitable[Any]:
+                return client.call(queue, PAYLOAD)
+
+            async with asyncio.timeout(REQUEST_RUN_TIMEOUT):
+                elapsed = await run_workers(send, n, in_flight)
+            await client.close()  # deletes its reply queue
+            await server.unregister(echo)
+            await server.close()
+            return elapsed
+        finally:
+            await client_connection.close()
+            await server_connection.close()
+
 
 class FastStream:
     """FastStream's RabbitBroker: a subscriber with a no-op handler, acked after it returns."""
 
     name = "FastStream"
-    publishes = False  # its publisher rows are not in the issue's table
+    kinds = frozenset({CONSUME})  # its publisher rows are not in the issue's table
 
     def __init__(self, url: str) -> None:
         self.url = url

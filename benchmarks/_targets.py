@@ -39,6 +39,8 @@ def targets_table(amqp_series: Sequence[Series] | None, results: monitoring.Resu
                   above=True),
             _line("consume prefetch 100 ~2.5x FastStream", ratio(amqp.CONSUME_100, ours, fast),
                   2.5, above=True),
+            _line("consume prefetch 100, message handler >= 1.0x raw",
+                  ratio(amqp.CONSUME_MESSAGE_100, ours, raw), 1.0, above=True),
             _line("consume prefetch 1 >= 0.9x raw", ratio(amqp.CONSUME_1, ours, raw), 0.9,
                   above=True),
             _line("publish 1000 in flight >= 1.8x aio-pika", ratio(amqp.PIPELINED, ours, pika),
@@ -47,6 +49,8 @@ def targets_table(amqp_series: Sequence[Series] | None, results: monitoring.Resu
                   above=True),
             _line("metrics on: >= 0.9x of consume without",
                   ratio(amqp.CONSUME_100, "aioamqp_ext + metrics", ours), 0.9, above=True),
+            _line("request/reply, 100 in flight >= 1.5x aio-pika",
+                  ratio(amqp.REQUEST_REPLY, ours, pika), 1.5, above=True),
         ]  # fmt: skip
     if results is not None:
         app = {x.row: x.median for x in results.app}

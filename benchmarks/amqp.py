@@ -1,19 +1,30 @@
-"""The AMQP rows: consume and publish throughput of each contender, interleaved.
+"""The AMQP rows: consume, publish and request/reply throughput of each contender, interleaved.
 
 Each run gets a fresh durable queue (deleted afterwards); a consume run's queue is filled
-beforehand, untimed. The order of the contenders rotates from round to round, so none is
-always the first after a fill.
+beforehand, untimed. A request/reply run's queue is declared by the contender's own server
+(aio-pika's RPC declares it with its own arguments) and deleted by the harness. The order of
+the contenders rotates from round to round, so none is always the first after a fill.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._amqp_clients import BODY, PublishMode, available, run_workers
+from ._amqp_clients import (
+    BODY,
+    CONSUME,
+    CONSUME_MESSAGE,
+    PUBLISH,
+    REQUEST,
+    PublishMode,
+    available,
+    run_workers,
+)
 from ._report import Series
 
 
@@ -27,23 +38,29 @@ class Sizes:
     pipelined: int
     one_by_one: int
     transient: int
+    request: int
 
 
 SIZES = {
     "smoke": Sizes(rounds=1, consume=300, consume_p1=100, pipelined=300, one_by_one=50,
-                   transient=300),
+                   transient=300, request=200),
     "quick": Sizes(rounds=3, consume=3000, consume_p1=1000, pipelined=3000, one_by_one=300,
-                   transient=6000),
+                   transient=6000, request=3000),
     "full": Sizes(rounds=7, consume=60000, consume_p1=15000, pipelined=60000, one_by_one=3000,
-                  transient=120000),
+                  transient=120000, request=20000),
 }  # fmt: skip
 
 CONSUME_100 = "consume, no-op handler, prefetch 100"
+CONSUME_MESSAGE_100 = "consume, two-parameter handler reading message.message_id, prefetch 100"
 CONSUME_1 = "consume, prefetch 1"
 PIPELINED = "publish, persistent, confirms, 1000 in flight"
 ONE_BY_ONE = "publish, confirms awaited one by one"
 TRANSIENT = "publish, transient, no confirms"
-ROWS = (CONSUME_100, CONSUME_1, PIPELINED, ONE_BY_ONE, TRANSIENT)
+REQUEST_REPLY = "request/reply, 100 in flight"
+ROWS = (CONSUME_100, CONSUME_MESSAGE_100, CONSUME_1, PIPELINED, ONE_BY_ONE, TRANSIENT,
+        REQUEST_REPLY)  # fmt: skip
+#: the unit of each row's figures (the others: msg/s)
+UNITS = {REQUEST_REPLY: "req/s"}
 
 
 class Admin:
@@ -70,9 +87,14 @@ class Admin:
         self._transport.close()
 
     async def new_queue(self, label: str) -> str:
-        name = f"bench.{label}.{uuid.uuid4().hex[:8]}"
+        name = self.new_name(label)
         await self._channel.queue_declare(name, durable=True)
         return name
+
+    @staticmethod
+    def new_name(label: str) -> str:
+        """A fresh queue name, not declared (for a contender that declares its own)."""
+        return f"bench.{label}.{uuid.uuid4().hex[:8]}"
 
     async def count(self, queue: str) -> int:
         result = await self._channel.queue_declare(queue, durable=True, passive=True)
@@ -81,13 +103,16 @@ class Admin:
     async def delete(self, queue: str) -> None:
         await self._channel.queue_delete(queue)
 
-    async def fill(self, queue: str, n: int) -> None:
-        """Put ``n`` persistent messages in ``queue`` and wait until the broker holds them all."""
+    async def fill(self, queue: str, n: int, *, message_ids: bool = False) -> None:
+        """Put ``n`` persistent messages in ``queue`` and wait until the broker holds them all;
+        with ``message_ids``, each with a ``message_id`` of its own (as BaseProducer sends)."""
         properties = {"delivery_mode": 2, "content_type": "application/json"}
         channel = self._channel
+        ids = itertools.count()
 
         async def send() -> None:
-            await channel.publish(BODY, "", queue, properties=properties)
+            props = {**properties, "message_id": f"{next(ids):032x}"} if message_ids else properties
+            await channel.publish(BODY, "", queue, properties=props)
 
         await run_workers(send, n, 1)
         while await self.count(queue) < n:
@@ -101,32 +126,47 @@ async def run(url: str, size: str, rows: tuple[str, ...] = ROWS,
     contenders = available(url)
     admin = Admin(url)
     await admin.open()
-    plans: list[tuple[str, int, Any]] = [
-        (CONSUME_100, sizes.consume, 100),
-        (CONSUME_1, sizes.consume_p1, 1),
-        (PIPELINED, sizes.pipelined, PublishMode(confirms=True, in_flight=1000, persistent=True)),
-        (ONE_BY_ONE, sizes.one_by_one, PublishMode(confirms=True, in_flight=1, persistent=True)),
-        (TRANSIENT, sizes.transient, PublishMode(confirms=False, in_flight=1000,
-                                                 persistent=False)),
+    plans: list[tuple[str, int, str, Any]] = [
+        (CONSUME_100, sizes.consume, CONSUME, 100),
+        (CONSUME_MESSAGE_100, sizes.consume, CONSUME_MESSAGE, 100),
+        (CONSUME_1, sizes.consume_p1, CONSUME, 1),
+        (PIPELINED, sizes.pipelined, PUBLISH,
+         PublishMode(confirms=True, in_flight=1000, persistent=True)),
+        (ONE_BY_ONE, sizes.one_by_one, PUBLISH,
+         PublishMode(confirms=True, in_flight=1, persistent=True)),
+        (TRANSIENT, sizes.transient, PUBLISH,
+         PublishMode(confirms=False, in_flight=1000, persistent=False)),
+        (REQUEST_REPLY, sizes.request, REQUEST, 100),
     ]  # fmt: skip
     results: list[Series] = []
     try:
-        for row, n, how in plans:
+        for row, n, kind, how in plans:
             if row not in rows:
                 continue
-            consume = isinstance(how, int)
-            runners = [c for c in contenders if consume or getattr(c, "publishes", True)]
-            series = {c.name: Series(row, c.name, "msg/s") for c in runners}
+            runners = [c for c in contenders if kind in c.kinds]
+            unit = UNITS.get(row, "msg/s")
+            series = {c.name: Series(row, c.name, unit) for c in runners}
             results += series.values()
             for round_ in range(sizes.rounds):
                 shift = round_ % len(runners)
                 for contender in runners[shift:] + runners[:shift]:
-                    queue = await admin.new_queue(contender.name.split()[-1].lower())
+                    label = contender.name.split()[-1].lower()
+                    if kind == REQUEST:  # its server declares it
+                        queue = admin.new_name(f"rpc.{label}")
+                    else:
+                        queue = await admin.new_queue(label)
                     try:
-                        if consume:
+                        if kind == CONSUME:
                             await admin.fill(queue, n)
                             took = await contender.consume(queue, n, how)
                             rate = (n - 1) / took  # first to last delivery: n - 1 intervals
+                        elif kind == CONSUME_MESSAGE:
+                            await admin.fill(queue, n, message_ids=True)
+                            took = await contender.consume_message(queue, n, how)
+                            rate = (n - 1) / took
+                        elif kind == REQUEST:
+                            took = await contender.request_reply(queue, n, how)
+                            rate = n / took  # first request sent to last reply received
                         else:
 
                             async def count(queue: str = queue) -> int:
@@ -141,7 +181,7 @@ async def run(url: str, size: str, rows: tuple[str, ...] = ROWS,
                     finally:
                         await admin.delete(queue)
                     series[contender.name].samples.append(rate)
-                    log(f"  {row}: {contender.name}: {rate:,.0f} msg/s")
+                    log(f"  {row}: {contender.name}: {rate:,.0f} {unit}")
     finally:
         await admin.close()
     return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -28,11 +29,24 @@ def test_smoke_run_prints_every_row(amqp_url: str, redis_url: str) -> None:
     for heading in ("## AMQP throughput", "## Monitoring: app throughput", "/metrics latency",
                     "CPU per 1,000 check runs", "## Memory", "## Targets"):  # fmt: skip
         assert heading in out
+    pika = importlib.util.find_spec("aio_pika") is not None  # the bench extra
     for row in amqp.ROWS:
-        for contender in ("raw aioamqp", "aioamqp_ext"):
+        if row == amqp.REQUEST_REPLY:  # ours against aio-pika's RPC pattern, no raw loop
+            contenders = ("aioamqp_ext", "aio-pika") if pika else ("aioamqp_ext",)
+        else:
+            contenders = ("raw aioamqp", "aioamqp_ext")
+        unit = amqp.UNITS.get(row, "msg/s")
+        for contender in contenders:
             line = re.search(rf"^\| {re.escape(row)} +\| {contender} +\|(.*)$", out, re.MULTILINE)
             assert line is not None, f"no line for {row} / {contender}"
-            assert "msg/s" in line.group(1), line.group(0)  # measured, not failed
+            assert unit in line.group(1), line.group(0)  # measured, not failed
+    targets = ["consume prefetch 100, message handler >= 1.0x raw"]
+    if pika:
+        targets.append("request/reply, 100 in flight >= 1.5x aio-pika")
+    for target in targets:
+        line = re.search(rf"^\| {re.escape(target)} +\| (\S+) ", out, re.MULTILINE)
+        assert line is not None, f"no target line {target!r}"
+        assert line.group(1) != "-", line.group(0)  # measured
     labels = [monitoring.APP_OFF, monitoring.APP_CHECKS, monitoring.APP_REQUESTS,
               "/metrics, 100 checks", "/metrics, 1,000 checks",
               *(f"CPU per 1,000 {kind} checks" for kind in monitoring.CHECK_KINDS),
