@@ -28,6 +28,7 @@ EXTRAS["test"] = [
     "pytest-timeout>=2.3",
     "build>=1.0",
     "pyyaml>=6.0",
+    "hypothesis>=6.100",
 ]
 # The benchmarks' contenders and profilers (python -m benchmarks, scripts/bench).
 EXTRAS["bench"] = ["aio-pika>=9.4", "faststream[rabbit]>=0.5", "py-spy>=0.3", "pyinstrument>=4.6"]

@@ -10,10 +10,17 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from ._amqp import Connection
+from ._amqp.frames import table_problem
 from ._noloop import DONE, cancel_all
 from ._reconnect import Link
 from .config import DEFAULT_URL, AmqpConfig, check_side
-from .errors import AmqpConnectionError, AmqpExtError, AmqpTimeoutError, ClosedError
+from .errors import (
+    AmqpConnectionError,
+    AmqpExtError,
+    AmqpTimeoutError,
+    ClosedError,
+    ConfigurationError,
+)
 from .serializers import Serializer
 
 if TYPE_CHECKING:
@@ -148,6 +155,9 @@ class BaseAmqp:
             reconnect_max_delay=reconnect_max_delay,
             connection_name=connection_name,
         )
+        problem = table_problem(self.config.queue_declare_arguments())
+        if problem is not None:  # found now, not when the broker refuses the declaration
+            raise ConfigurationError(f"{type(self).__name__}: queue_arguments: {problem}")
         self._link: Link | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._private_loop: asyncio.AbstractEventLoop | None = None

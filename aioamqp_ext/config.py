@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from _aiohttp_booster.text import bounded_repr
 from _aiohttp_booster.urls import mask_url
 
 from .errors import ConfigurationError
@@ -64,7 +65,7 @@ def check_side(where: str, side: str, options: Mapping[str, Any]) -> None:
     if refused:
         raise ConfigurationError(
             f"{where}: {', '.join(refused)}: {other} options, which a {side} does not use; "
-            f"remove them, got {', '.join(f'{n}={options[n]!r}' for n in refused)}"
+            f"remove them, got {', '.join(f'{n}={bounded_repr(options[n])}' for n in refused)}"
         )
     for name in given:
         warnings.warn(
@@ -73,6 +74,42 @@ def check_side(where: str, side: str, options: Mapping[str, Any]) -> None:
             DeprecationWarning,
             stacklevel=3,
         )
+
+
+#: the longest duration accepted (a year and a day): beyond it, a typo or hostile input
+MAX_SECONDS = 366 * 86_400.0
+_DURATIONS = ("connect_timeout", "publish_timeout", "close_timeout", "reconnect_delay",
+              "reconnect_max_delay")  # fmt: skip
+#: integer options, their largest value and why
+_INTEGERS = (("prefetch_count", 65_535, "an AMQP short"),
+             ("prefetch_size", 2**32 - 1, "an AMQP long"),
+             ("max_retries", 1_000_000, "retries of one message"))  # fmt: skip
+
+
+def _seconds(value: Any) -> bool:
+    """A number of seconds in (0, MAX_SECONDS] (NaN, infinities and huge ints are not)."""
+    return (
+        not isinstance(value, bool) and isinstance(value, int | float) and 0 < value <= MAX_SECONDS
+    )
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+def _name_problem(value: Any) -> str | None:
+    """What keeps ``value`` from being an AMQP name (a short string), or None."""
+    if not isinstance(value, str):
+        return "expected a str"
+    if not _encodable(value):
+        return "expected text UTF-8 can encode (no lone surrogates)"
+    if len(value.encode()) > 255:
+        return "expected at most 255 bytes in UTF-8 (an AMQP short string)"
+    return None
 
 
 def _retry_delays(where: str, delays: Sequence[float] | None) -> tuple[float, ...]:
@@ -84,7 +121,7 @@ def _retry_delays(where: str, delays: Sequence[float] | None) -> tuple[float, ..
     if delays is None:
         return ()
     problem = f"{where}: retry_delays: expected a non-empty list of seconds between 0.001 and "
-    problem += f"{MAX_RETRY_DELAY:.0f}, got {delays!r}"
+    problem += f"{MAX_RETRY_DELAY:.0f}, got {bounded_repr(delays)}"
     if isinstance(delays, str | bytes) or not isinstance(delays, Sequence) or not delays:
         raise ConfigurationError(problem)
     for delay in delays:
@@ -145,20 +182,30 @@ class BrokerUrl:
             raise ConfigurationError(
                 f"{prefix}: expected an amqp:// URL string, got {type(url).__name__}"
             )
-        masked = mask_url(url)
+        scheme, separator, _ = url.partition("://")
+        if not separator or scheme.lower() not in ("amqp", "amqps"):
+            # the scheme is the part before ':', or nothing: never a password
+            shown = f"scheme {scheme[:20]!r}" if separator else "no scheme://"
+            raise ConfigurationError(
+                f"{prefix}: scheme must be amqp:// or amqps://, got {shown}"
+                if separator
+                else f"{prefix}: expected amqp://host or amqps://host, got a URL with {shown}"
+            )
         try:
             parts = urlsplit(url)
             port = parts.port
-        except ValueError as exc:
-            raise ConfigurationError(f"{prefix}: {exc}, got {masked!r}") from None
-        if parts.scheme not in ("amqp", "amqps"):
-            raise ConfigurationError(
-                f"{prefix}: scheme must be amqp:// or amqps://, got {masked!r}"
-            )
+            host = parts.hostname
+        except ValueError:  # urllib's message quotes the netloc: the password with it
+            raise ConfigurationError(  # and never quote what could not be read: it may hold one
+                f"{prefix}: cannot read the host and port of the {scheme}:// URL (a port from 1 "
+                "to 65535; a '/', '@', '[' or ']' in the user or password percent-encoded)"
+            ) from None
+        if not _encodable(url):
+            raise ConfigurationError(f"{prefix}: expected text UTF-8 can encode")
         ssl = parts.scheme == "amqps"
         return cls(
             url=url,
-            host=parts.hostname or "localhost",
+            host=host or "localhost",
             port=port or (5671 if ssl else 5672),
             login=unquote(parts.username) if parts.username else login,
             password=unquote(parts.password) if parts.password else password,
@@ -253,8 +300,9 @@ class AmqpConfig:
         """
         raw_urls = [url] if isinstance(url, str) else url
         if not isinstance(raw_urls, Sequence) or not raw_urls:
-            raise ConfigurationError(
-                f"{where}: url: expected an amqp:// URL or a non-empty list of them, got {url!r}"
+            raise ConfigurationError(  # never its repr: a URL inside would show its password
+                f"{where}: url: expected an amqp:// URL or a non-empty list of them, got "
+                f"{type(url).__name__}{' (empty)' if isinstance(url, Sequence) and not url else ''}"
             )
         urls = tuple(BrokerUrl.parse(item, where=where) for item in raw_urls)
         if routing_key is None:
@@ -265,11 +313,12 @@ class AmqpConfig:
             keys = tuple(routing_key)
         else:
             raise ConfigurationError(
-                f"{where}: routing_key: expected a str or a list of str, got {routing_key!r}"
+                f"{where}: routing_key: expected a str or a list of str, "
+                f"got {bounded_repr(routing_key)}"
             )
         if queue_arguments is not None and not isinstance(queue_arguments, Mapping):
             raise ConfigurationError(
-                f"{where}: queue_arguments: expected a dict, got {queue_arguments!r}"
+                f"{where}: queue_arguments: expected a dict, got {bounded_repr(queue_arguments)}"
             )
         delays = _retry_delays(where, retry_delays)
         if max_retries is None:
@@ -292,32 +341,25 @@ class AmqpConfig:
 
         def fail(name: str, problem: str) -> ConfigurationError:
             value = getattr(self, name)
-            return ConfigurationError(f"{where}: {name}: {problem}, got {value!r}")
+            return ConfigurationError(f"{where}: {name}: {problem}, got {bounded_repr(value)}")
 
         for name in ("exchange", "queue", "exchange_type"):
-            if not isinstance(getattr(self, name), str):
-                raise fail(name, "expected a str")
+            if (problem := _name_problem(getattr(self, name))) is not None:
+                raise fail(name, problem)
         if self.exchange_type not in _EXCHANGE_TYPES and not self.exchange_type.startswith("x-"):
             raise fail("exchange_type", f"expected one of {', '.join(_EXCHANGE_TYPES)} or x-...")
-        for name in ("prefetch_count", "prefetch_size", "max_retries"):
+        for name, highest, kind in _INTEGERS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise fail(name, "expected an integer >= 0")
-        if self.prefetch_count > 65535:
-            raise fail("prefetch_count", "expected at most 65535 (an AMQP short)")
+            if value > highest:
+                raise fail(name, f"expected at most {highest} ({kind})")
         for name in ("durable", "passive", "publisher_confirms", "reconnect"):
             if not isinstance(getattr(self, name), bool):
                 raise fail(name, "expected True or False")
-        for name in (
-            "connect_timeout",
-            "publish_timeout",
-            "close_timeout",
-            "reconnect_delay",
-            "reconnect_max_delay",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise fail(name, "expected a number of seconds > 0")
+        for name in _DURATIONS:
+            if not _seconds(getattr(self, name)):
+                raise fail(name, f"expected a number of seconds > 0 and <= {MAX_SECONDS:.0f}")
         beat = self.heartbeat
         if isinstance(beat, bool) or not isinstance(beat, int | float) or not 0 <= beat < 65536:
             raise fail("heartbeat", "expected seconds between 0 (off) and 65535")
@@ -325,10 +367,17 @@ class AmqpConfig:
             raise fail(
                 "reconnect_max_delay", f"expected >= reconnect_delay ({self.reconnect_delay:g})"
             )
-        if not isinstance(self.connection_name, str) or not self.connection_name:
-            raise fail("connection_name", "expected a non-empty str or None (a generated name)")
+        if _name_problem(self.connection_name) is not None or not self.connection_name:
+            raise fail(
+                "connection_name",
+                "expected a non-empty str of at most 255 bytes, or None (a generated name)",
+            )
+        for index, key in enumerate(self.routing_keys):
+            if (problem := _name_problem(key)) is not None:
+                name = "routing_key" if len(self.routing_keys) == 1 else f"routing_key[{index}]"
+                raise ConfigurationError(f"{where}: {name}: {problem}, got {bounded_repr(key)}")
         dlx = self.dead_letter_exchange
-        if dlx is not None and (not isinstance(dlx, str) or not dlx):
+        if dlx is not None and (_name_problem(dlx) is not None or not dlx):
             raise fail("dead_letter_exchange", "expected a non-empty exchange name or None")
         if dlx is not None and not self.queue:
             raise fail("dead_letter_exchange", "needs a queue to dead-letter from; set queue=")
@@ -341,14 +390,15 @@ class AmqpConfig:
                 f"{list(self.retry_delays)!r} (or leave it out)",
             )
         timeout = self.handler_timeout
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not 0 < timeout < math.inf
-        ):
+        if timeout is not None and not _seconds(timeout):
             raise fail("handler_timeout", "expected a number of seconds > 0, or None")
         if not all(isinstance(key, str) for key in self.queue_arguments):
             raise fail("queue_arguments", "expected str keys")
+        derived = [f"{self.queue}.dlq"] if dlx else []
+        derived += list(self.retry_queues().values())
+        for queue in derived:  # the names we make from the queue's must fit too
+            if len(queue.encode()) > 255:
+                raise fail("queue", f"too long for the queue {queue!r} made from it (255 bytes)")
 
     def retry_delay(self, retries: int) -> float | None:
         """Seconds a message that failed ``retries + 1`` times waits before its next attempt
@@ -359,8 +409,7 @@ class AmqpConfig:
 
     def retry_queues(self) -> dict[float, str]:
         """The wait queue of each delay a retry can take: ``<queue>.retry.<milliseconds>``."""
-        delays = self.retry_delays
-        used = {delays[min(n, len(delays) - 1)] for n in range(self.max_retries)} if delays else ()
+        used = set(self.retry_delays[: self.max_retries])  # past the list: the last one again
         return {delay: f"{self.queue}.retry.{round(delay * 1000)}" for delay in sorted(used)}
 
     def retry_queue_arguments(self, delay: float) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from _aiohttp_booster.text import bounded_repr
+
 from ._amqp import Connection, Delivery
 from .base import BaseAmqp
 from .errors import (
@@ -83,7 +85,9 @@ class BaseProducer(BaseAmqp):
         """
         where = f"{type(self).__name__}.request"
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise ConfigurationError(f"{where}: timeout: expected seconds > 0, got {timeout!r}")
+            raise ConfigurationError(
+                f"{where}: timeout: expected seconds > 0, got {bounded_repr(timeout)}"
+            )
         key = self._routing_key(routing_key)
         body = self.config.serializer.serialize(payload)
         correlation_id = uuid.uuid4().hex
@@ -220,7 +224,7 @@ class BaseProducer(BaseAmqp):
             if not isinstance(routing_key, str):
                 raise ConfigurationError(
                     f"{type(self).__name__}.publish_message: routing_key: expected a str, "
-                    f"got {routing_key!r}"
+                    f"got {bounded_repr(routing_key)}"
                 )
             return routing_key
         keys = self.config.routing_keys
@@ -244,7 +248,7 @@ class BaseProducer(BaseAmqp):
             if not isinstance(properties, Mapping):
                 raise ConfigurationError(
                     f"{type(self).__name__}.publish_message: properties: expected a dict, "
-                    f"got {properties!r}"
+                    f"got {bounded_repr(properties)}"
                 )
             props.update(properties)
         if props.get("message_id") is None:

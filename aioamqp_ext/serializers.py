@@ -12,6 +12,7 @@ import json
 from typing import Any, Protocol, runtime_checkable
 
 from _aiohttp_booster.optional import require
+from _aiohttp_booster.text import bounded_repr
 
 from .errors import ConfigurationError, DeserializationError, SerializationError
 
@@ -49,8 +50,10 @@ class JsonSerializer:
         """Encode ``payload`` as compact JSON."""
         try:
             return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        except (TypeError, ValueError) as exc:
-            raise SerializationError(f"payload is not JSON serializable: {exc}") from exc
+        except RecursionError:
+            raise SerializationError("payload is nested too deeply (or refers to itself)") from None
+        except (TypeError, ValueError) as exc:  # also a lone surrogate, an int too long
+            raise SerializationError(f"payload is not JSON serializable: {_short(exc)}") from None
 
     def deserialize(self, body: bytes) -> Any:
         """Decode a UTF-8 JSON body."""
@@ -60,6 +63,10 @@ class JsonSerializer:
             raise DeserializationError(f"body is not UTF-8 ({exc.reason})") from None
         except json.JSONDecodeError as exc:
             raise DeserializationError(f"body is not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise DeserializationError("body is JSON nested too deeply") from None
+        except ValueError as exc:  # an integer past Python's digit limit
+            raise DeserializationError(f"body is not readable JSON ({_short(exc)})") from None
 
 
 class MsgpackSerializer:
@@ -114,7 +121,10 @@ class TextSerializer:
     def serialize(self, payload: Any) -> bytes:
         """Encode a ``str`` payload as UTF-8."""
         if isinstance(payload, str):
-            return payload.encode()
+            try:
+                return payload.encode()
+            except UnicodeEncodeError:
+                raise SerializationError("payload is not text UTF-8 can encode") from None
         raise SerializationError(f"the text serializer publishes str, got {type(payload).__name__}")
 
     def deserialize(self, body: bytes) -> str:
@@ -163,16 +173,25 @@ def get_serializer(
         if factory is None:
             names = ", ".join(repr(name) for name in _BY_NAME)
             raise ConfigurationError(
-                f"{where}: serializer: unknown serializer {spec!r} "
+                f"{where}: serializer: unknown serializer {bounded_repr(spec)} "
                 f"(use one of {names}, or an object with content_type, serialize and deserialize)"
             )
         return factory()
+    if isinstance(spec, type):
+        raise ConfigurationError(
+            f"{where}: serializer: expected an instance, got the class {spec.__name__!r} "
+            f"(pass {spec.__name__}() instead)"
+        )
     if isinstance(spec, Serializer) and isinstance(spec.content_type, str) and spec.content_type:
         return spec
     raise ConfigurationError(
         f"{where}: serializer: expected a name or an object with content_type (a non-empty str), "
-        f"serialize and deserialize, got {spec!r}"
+        f"serialize and deserialize, got {bounded_repr(spec)}"
     )
+
+
+def _short(exc: Exception) -> str:
+    return bounded_repr(str(exc), 120).strip("'")
 
 
 def _media_type(content_type: str) -> str:
@@ -197,7 +216,7 @@ def serializer_for(content_type: str | None, default: Serializer) -> Serializer:
         return default
     factory = _BY_CONTENT_TYPE.get(media_type)
     if factory is None:
-        raise DeserializationError(f"unknown content type {content_type!r}")
+        raise DeserializationError(f"unknown content type {bounded_repr(content_type)}")
     try:
         return factory()
     except ImportError as exc:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pamqp.body
 import pamqp.commands
+import pamqp.encode
 import pamqp.frame
 import pamqp.header
 
@@ -34,6 +35,107 @@ _BODY_START = struct.Struct(">BHI")  # frame type 3, channel, size
 _END = b"\xce"
 _QUICK_FLAGS = {"content_type": 0x8000, "delivery_mode": 0x1000, "message_id": 0x0080,
                 "timestamp": 0x0040}  # fmt: skip  # in the order AMQP encodes them
+
+
+_SHORT_STRINGS = ("content_type", "content_encoding", "correlation_id", "reply_to", "expiration",
+                  "message_id", "message_type", "user_id", "app_id", "cluster_id")  # fmt: skip
+_KNOWN = (*_SHORT_STRINGS, "headers", "delivery_mode", "priority", "timestamp")
+# seconds from 1970: AMQP has 64 bits, but readers (pamqp, so aioamqp and aio-pika) take a
+# value past 2**32 - 1 (February 2106) for milliseconds
+_MAX_TIMESTAMP = 2**32 - 1
+
+
+def properties_problem(properties: Mapping[str, Any]) -> str | None:
+    """What keeps ``properties`` from being sent as AMQP basic properties (naming the
+    property), or None: checked before a frame is written, so a bad one sends nothing."""
+    for name, value in properties.items():
+        if value is None:
+            continue
+        if name in _SHORT_STRINGS:
+            if not isinstance(value, str):
+                return f"{name}: expected a str, got {type(value).__name__}"
+            try:
+                size = len(value.encode())
+            except UnicodeEncodeError:
+                return f"{name}: expected text UTF-8 can encode (no lone surrogates)"
+            if size > 255:
+                return f"{name}: expected at most 255 bytes in UTF-8, got {size}"
+            if name == "expiration" and value and not (value.isascii() and value.isdigit()):
+                # RabbitMQ closes the channel over any other expiration
+                return f"expiration: expected milliseconds as a str of digits, got {value!r:.40}"
+        elif name == "delivery_mode":
+            if type(value) is not int or value not in (1, 2):
+                return f"delivery_mode: expected 1 (transient) or 2 (persistent), got {value!r:.40}"
+        elif name == "priority":
+            if type(value) is not int or not 0 <= value <= 255:
+                return f"priority: expected an integer from 0 to 255, got {value!r:.40}"
+        elif name == "timestamp":
+            if not isinstance(value, datetime):
+                return f"timestamp: expected a datetime, got {type(value).__name__}"
+            aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+            if not 0 <= aware.timestamp() <= _MAX_TIMESTAMP:
+                return f"timestamp: expected 1970 to 2106, got {value.isoformat()}"
+        elif name == "headers":
+            if not isinstance(value, Mapping):
+                return f"headers: expected a dict, got {type(value).__name__}"
+            if (problem := table_problem(value)) is not None:
+                return f"headers: {problem}"
+        elif name not in _KNOWN:
+            return f"unknown property {name!r:.60} (known: {', '.join(_KNOWN)})"
+    return None
+
+
+def table_problem(table: Mapping[str, Any]) -> str | None:
+    """What keeps ``table`` (queue arguments, headers) from being encoded as an AMQP table as
+    given, or None: pamqp would cut a key past 128 bytes, and refuses what it cannot encode."""
+    if (problem := _keys_problem(table, depth=0)) is not None:
+        return problem
+    try:
+        pamqp.encode.field_table(dict(table))
+    except RecursionError:
+        return "nested too deeply for an AMQP table"
+    except Exception as exc:  # pamqp raises TypeError, ValueError, struct.error ...
+        return f"cannot be encoded as an AMQP table ({type(exc).__name__}: {exc!s:.80})"
+    return None
+
+
+_FLOAT = struct.Struct(">f")
+_MAX_DEPTH = 32  # tables within tables (and arrays) an AMQP table of ours may nest
+
+
+def _keys_problem(value: Any, depth: int) -> str | None:
+    if depth > _MAX_DEPTH:
+        return f"nested more than {_MAX_DEPTH} levels deep"
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"expected str keys, got {type(key).__name__}"
+            try:
+                size = len(key.encode())
+            except UnicodeEncodeError:
+                return "expected keys UTF-8 can encode (no lone surrogates)"
+            if size > 128:
+                return f"a key of {size} bytes: at most 128 (AMQP field names)"
+            if (problem := _keys_problem(item, depth + 1)) is not None:
+                return problem
+    elif isinstance(value, list | tuple):
+        for item in value:
+            if (problem := _keys_problem(item, depth + 1)) is not None:
+                return problem
+    elif isinstance(value, float) and not _single(value):
+        return (
+            f"the float {value!r:.30} would arrive changed: pamqp sends floats in 32 bits; "
+            "send a decimal.Decimal or a str"
+        )
+    return None
+
+
+def _single(value: float) -> bool:
+    """Whether ``value`` survives pamqp's 32-bit encoding of a float unchanged."""
+    try:
+        return bool(_FLOAT.unpack(_FLOAT.pack(value))[0] == value)
+    except OverflowError:
+        return False
 
 
 def _quick_header(channel_id: int, body_size: int, properties: Mapping[str, Any]) -> bytes | None:
@@ -85,6 +187,7 @@ class Outbox:
         self.channel_id = channel_id
         self._write = write
         self._chunk = max(frame_max - _FRAME_OVERHEAD, 0)
+        self._frame_max = frame_max
         self._pending: list[bytes] = []
         self._methods: dict[Destination, bytes] = {}
         self.closed = False
@@ -100,6 +203,9 @@ class Outbox:
         Raises:
             ConfigurationError: ``properties`` holds an unknown or ill-typed property.
         """
+        problem = properties_problem(properties)
+        if problem is not None:
+            raise ConfigurationError(f"publish_message: properties: {problem}")
         chunk = self._chunk or len(body) or 1
         try:
             method = self._method(to)
@@ -113,6 +219,11 @@ class Outbox:
                 header = pamqp.frame.marshal(content, self.channel_id)
             except Exception as exc:  # pamqp raises TypeError, ValueError, struct.error ...
                 raise ConfigurationError(f"publish_message: properties: {exc}") from None
+        if self._frame_max and len(header) > self._frame_max:  # the broker would close us
+            raise ConfigurationError(
+                f"publish_message: properties: {len(header)} bytes encoded (headers included), "
+                f"more than a frame the broker takes ({self._frame_max} bytes)"
+            )
         if len(body) <= chunk:  # one body frame: the usual case
             start = _BODY_START.pack(3, self.channel_id, len(body))
             data = [method, header, start, body, _END] if body else [method, header]

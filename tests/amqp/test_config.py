@@ -58,7 +58,7 @@ def test_bad_url_scheme_is_rejected_with_the_password_masked() -> None:
     with pytest.raises(ConfigurationError, match=r"url: scheme must be amqp") as info:
         BaseProducer(url="http://user:s3cret@host/", exchange="x")
     assert "s3cret" not in str(info.value)
-    assert "user:***@host" in str(info.value)
+    assert "got scheme 'http'" in str(info.value)
 
 
 def test_configuration_errors_are_value_errors_under_the_root() -> None:

@@ -209,9 +209,12 @@ async def test_bad_property_raises_and_leaves_the_channel_usable(
     """A bad property must be refused before any frame is written (no corrupt stream)."""
     await broker.declare(**topology)
     async with BaseProducer(url=amqp_url, exchange=amqp_names.exchange, serializer="raw") as p:
-        with pytest.raises(ConfigurationError, match=r"properties: .*unexpected keyword.*'colour'"):
+        with pytest.raises(ConfigurationError, match=r"properties: unknown property 'colour'"):
             await p.publish_message(b"x", routing_key="k", properties={"colour": "red"})
-        with pytest.raises(ConfigurationError, match=r"properties: int required"):
+        with pytest.raises(
+            ConfigurationError,
+            match=r"properties: priority: expected an integer from 0 to 255, got 'high'",
+        ):
             await p.publish_message(b"x", routing_key="k", properties={"priority": "high"})
         big = bytes(range(256)) * 1200  # 300 KiB: several frames of the negotiated frame_max
         await p.publish_message(big, routing_key="k")

@@ -70,7 +70,8 @@ def test_a_check_of_several_nodes_takes_the_parts_a_url_omits_from_the_keywords(
     ("params", "message"),
     [
         ({"url": []}, "url: expected an amqp:// URL or a non-empty list of them"),
-        ({"url": ["amqp://h/", "http://u:x@h/"]}, r"url: scheme must be amqp:// or amqps://, got 'http://u:\*\*\*@h/'"),
+        ({"url": ["amqp://h/", "http://u:x@h/"]},
+         r"url: scheme must be amqp:// or amqps://, got scheme 'http'"),
         ({"url": ["amqp://h/"], "host": "h"}, "give either url or host/port, not both"),
     ],
 )  # fmt: skip
