@@ -12,7 +12,8 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from _aiohttp_booster.text import bounded_repr
+from _aiohttp_booster.limits import MAX_SECONDS
+from _aiohttp_booster.redact import shown
 from _aiohttp_booster.urls import mask_url
 
 from .errors import ConfigurationError
@@ -65,7 +66,7 @@ def check_side(where: str, side: str, options: Mapping[str, Any]) -> None:
     if refused:
         raise ConfigurationError(
             f"{where}: {', '.join(refused)}: {other} options, which a {side} does not use; "
-            f"remove them, got {', '.join(f'{n}={bounded_repr(options[n])}' for n in refused)}"
+            f"remove them, got {', '.join(f'{n}={shown(options[n])}' for n in refused)}"
         )
     for name in given:
         warnings.warn(
@@ -76,8 +77,6 @@ def check_side(where: str, side: str, options: Mapping[str, Any]) -> None:
         )
 
 
-#: the longest duration accepted (a year and a day): beyond it, a typo or hostile input
-MAX_SECONDS = 366 * 86_400.0
 _DURATIONS = ("connect_timeout", "publish_timeout", "close_timeout", "reconnect_delay",
               "reconnect_max_delay")  # fmt: skip
 #: integer options, their largest value and why
@@ -121,7 +120,7 @@ def _retry_delays(where: str, delays: Sequence[float] | None) -> tuple[float, ..
     if delays is None:
         return ()
     problem = f"{where}: retry_delays: expected a non-empty list of seconds between 0.001 and "
-    problem += f"{MAX_RETRY_DELAY:.0f}, got {bounded_repr(delays)}"
+    problem += f"{MAX_RETRY_DELAY:.0f}, got {shown(delays)}"
     if isinstance(delays, str | bytes) or not isinstance(delays, Sequence) or not delays:
         raise ConfigurationError(problem)
     for delay in delays:
@@ -313,12 +312,11 @@ class AmqpConfig:
             keys = tuple(routing_key)
         else:
             raise ConfigurationError(
-                f"{where}: routing_key: expected a str or a list of str, "
-                f"got {bounded_repr(routing_key)}"
+                f"{where}: routing_key: expected a str or a list of str, got {shown(routing_key)}"
             )
         if queue_arguments is not None and not isinstance(queue_arguments, Mapping):
             raise ConfigurationError(
-                f"{where}: queue_arguments: expected a dict, got {bounded_repr(queue_arguments)}"
+                f"{where}: queue_arguments: expected a dict, got {shown(queue_arguments)}"
             )
         delays = _retry_delays(where, retry_delays)
         if max_retries is None:
@@ -341,7 +339,7 @@ class AmqpConfig:
 
         def fail(name: str, problem: str) -> ConfigurationError:
             value = getattr(self, name)
-            return ConfigurationError(f"{where}: {name}: {problem}, got {bounded_repr(value)}")
+            return ConfigurationError(f"{where}: {name}: {problem}, got {shown(value)}")
 
         for name in ("exchange", "queue", "exchange_type"):
             if (problem := _name_problem(getattr(self, name))) is not None:
@@ -375,7 +373,7 @@ class AmqpConfig:
         for index, key in enumerate(self.routing_keys):
             if (problem := _name_problem(key)) is not None:
                 name = "routing_key" if len(self.routing_keys) == 1 else f"routing_key[{index}]"
-                raise ConfigurationError(f"{where}: {name}: {problem}, got {bounded_repr(key)}")
+                raise ConfigurationError(f"{where}: {name}: {problem}, got {shown(key)}")
         dlx = self.dead_letter_exchange
         if dlx is not None and (_name_problem(dlx) is not None or not dlx):
             raise fail("dead_letter_exchange", "expected a non-empty exchange name or None")

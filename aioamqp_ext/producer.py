@@ -9,7 +9,7 @@ from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from _aiohttp_booster.text import bounded_repr
+from _aiohttp_booster.redact import shown
 
 from ._amqp import Connection, Delivery
 from .base import BaseAmqp
@@ -86,7 +86,7 @@ class BaseProducer(BaseAmqp):
         where = f"{type(self).__name__}.request"
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise ConfigurationError(
-                f"{where}: timeout: expected seconds > 0, got {bounded_repr(timeout)}"
+                f"{where}: timeout: expected seconds > 0, got {shown(timeout)}"
             )
         key = self._routing_key(routing_key)
         body = self.config.serializer.serialize(payload)
@@ -224,7 +224,7 @@ class BaseProducer(BaseAmqp):
             if not isinstance(routing_key, str):
                 raise ConfigurationError(
                     f"{type(self).__name__}.publish_message: routing_key: expected a str, "
-                    f"got {bounded_repr(routing_key)}"
+                    f"got {shown(routing_key)}"
                 )
             return routing_key
         keys = self.config.routing_keys
@@ -248,7 +248,7 @@ class BaseProducer(BaseAmqp):
             if not isinstance(properties, Mapping):
                 raise ConfigurationError(
                     f"{type(self).__name__}.publish_message: properties: expected a dict, "
-                    f"got {bounded_repr(properties)}"
+                    f"got {shown(properties)}"
                 )
             props.update(properties)
         if props.get("message_id") is None:

@@ -12,7 +12,7 @@ import json
 from typing import Any, Protocol, runtime_checkable
 
 from _aiohttp_booster.optional import require
-from _aiohttp_booster.text import bounded_repr
+from _aiohttp_booster.redact import one_line, shown
 
 from .errors import ConfigurationError, DeserializationError, SerializationError
 
@@ -173,7 +173,7 @@ def get_serializer(
         if factory is None:
             names = ", ".join(repr(name) for name in _BY_NAME)
             raise ConfigurationError(
-                f"{where}: serializer: unknown serializer {bounded_repr(spec)} "
+                f"{where}: serializer: unknown serializer {shown(spec)} "
                 f"(use one of {names}, or an object with content_type, serialize and deserialize)"
             )
         return factory()
@@ -186,12 +186,12 @@ def get_serializer(
         return spec
     raise ConfigurationError(
         f"{where}: serializer: expected a name or an object with content_type (a non-empty str), "
-        f"serialize and deserialize, got {bounded_repr(spec)}"
+        f"serialize and deserialize, got {shown(spec)}"
     )
 
 
 def _short(exc: Exception) -> str:
-    return bounded_repr(str(exc), 120).strip("'")
+    return one_line(str(exc), limit=120)
 
 
 def _media_type(content_type: str) -> str:
@@ -216,7 +216,7 @@ def serializer_for(content_type: str | None, default: Serializer) -> Serializer:
         return default
     factory = _BY_CONTENT_TYPE.get(media_type)
     if factory is None:
-        raise DeserializationError(f"unknown content type {bounded_repr(content_type)}")
+        raise DeserializationError(f"unknown content type {shown(content_type)}")
     try:
         return factory()
     except ImportError as exc:

@@ -10,7 +10,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from _aiohttp_booster.urls import mask_url
+from _aiohttp_booster.redact import shown, type_name
+from _aiohttp_booster.urls import AT_AFTER_HOST, at_after_host
+
+from ._params import encodable
 
 #: a compact entry's ``sleep_time`` when it gives none (its timeout defaults to 4 s)
 DEFAULT_SLEEP_TIME = 5.0
@@ -39,8 +42,9 @@ def expand_url(entry: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[st
     """
     url = entry["url"]
     if not isinstance(url, str) or not url:
-        return None, [f"url: expected a URL string, got {type(url).__name__} {url!r}"]
-    shown = mask_url(url)
+        return None, [f"url: expected a URL string, got {type_name(url)} {shown(url)}"]
+    if not encodable(url):
+        return None, [f"url: expected text UTF-8 can encode, got {shown(url)}"]
     if "module" in entry:
         return None, [
             "give either 'url' (a built-in check chosen by the URL's scheme) or 'module' "
@@ -49,22 +53,27 @@ def expand_url(entry: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[st
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:
-        return None, [f"url: cannot parse {shown!r}: {exc}"]
+    except ValueError:  # urllib's message quotes the netloc, the password with it: not shown
+        return None, [
+            f"url: cannot parse {shown(url)}: a port must be 0-65535, and a '/', '?', '#', "
+            "'@', '[' or ']' in the user or password percent-encoded"
+        ]
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         return None, [
-            f"url: unknown scheme {scheme!r} in {shown!r}; expected one of "
+            f"url: unknown scheme {shown(scheme)} in {shown(url)}; expected one of "
             f"{', '.join(s + '://' for s in SCHEMES)} (or 'module' for a check of your own)"
         ]
     kind, module, keyword = SCHEMES[scheme]
     if not parts.hostname:
-        return None, [f"url: no host in {shown!r}"]
+        return None, [f"url: no host in {shown(url)}"]
+    if at_after_host(url):  # what urllib read as the host may be the start of the user
+        return None, [f"url: {shown(url)} is ambiguous, {AT_AFTER_HOST}"]
     given: Any = entry.get("params", {})
     params = dict(given) if isinstance(given, Mapping) else {}
     if keyword is None:
         if port is None:
-            return None, [f"url: expected tcp://host:port, got {shown!r} (no port)"]
+            return None, [f"url: expected tcp://host:port, got {shown(url)} (no port)"]
         url_params: dict[str, Any] = {"host": parts.hostname, "port": port}
     else:
         url_params = {keyword: url}

@@ -16,7 +16,9 @@ from typing import Any
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from ._params import from_env
+from _aiohttp_booster.redact import shown, type_name
+
+from ._params import encodable, from_env
 
 __all__ = ["AuthConfig", "load_auth"]
 
@@ -46,7 +48,9 @@ class AuthConfig:
             return False
         credentials = credentials.strip()
         if self.bearer_token is not None:
-            return hmac.compare_digest(credentials.encode(), self.bearer_token)
+            # a header aiohttp could not decode holds surrogates: compared, never matching
+            return hmac.compare_digest(credentials.encode("utf-8", "surrogatepass"),
+                                       self.bearer_token)  # fmt: skip
         try:
             user, sep, password = base64.b64decode(credentials, validate=True).partition(b":")
         except (binascii.Error, ValueError):
@@ -87,10 +91,14 @@ def _value(raw: Mapping[str, Any], key: str, problems: list[str]) -> bytes | Non
             return None
     if value is None:
         return None
-    if not isinstance(value, str) or not value:
-        problems.append(f"auth: {key}: expected a non-empty string")  # the value is never shown
-        return None
-    return value.encode()
+    if isinstance(value, str) and value and encodable(value):
+        return value.encode()
+    # the value is never shown: its type, or what is wrong with the string
+    what = type_name(value)
+    if isinstance(value, str):
+        what = "an empty string" if not value else "a string UTF-8 cannot encode"
+    problems.append(f"auth: {key}: expected a non-empty string, got {what}")
+    return None
 
 
 def load_auth(raw: Any) -> tuple[AuthConfig | None, list[str]]:
@@ -98,8 +106,8 @@ def load_auth(raw: Any) -> tuple[AuthConfig | None, list[str]]:
     if raw is None:
         return None, []
     if not isinstance(raw, Mapping):
-        return None, [f"auth: expected a dict, got {type(raw).__name__}"]
-    problems = [f"auth: unknown key {key!r}" for key in raw if key not in AUTH_KEYS]
+        return None, [f"auth: expected a dict, got {type_name(raw)}"]
+    problems = [f"auth: unknown key {shown(key)}" for key in raw if key not in AUTH_KEYS]
     token = _value(raw, "bearer_token", problems)
     username = _value(raw, "username", problems)
     password = _value(raw, "password", problems)

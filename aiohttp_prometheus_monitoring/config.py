@@ -10,16 +10,27 @@ from __future__ import annotations
 import importlib
 import inspect
 import itertools
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, cast
 
+from aiohttp import web
+
+from _aiohttp_booster.redact import one_line, secrets_of, shown, type_name
+
 from ._compact import expand_url
-from ._params import accepts, did_you_mean, param_problems, resolve_env, seconds
-from ._redact import redact, secrets_of
+from ._params import (
+    MAX_SECONDS,
+    accepts,
+    did_you_mean,
+    encodable,
+    number,
+    param_problems,
+    resolve_env,
+    seconds,
+)
 from ._selfcheck import is_loopback, listen_target
 from .auth import AuthConfig, load_auth
 from .errors import WrongConfiguration
@@ -51,6 +62,8 @@ ENTRY_KEYS = (
 #: prometheus-client's default histogram buckets, in seconds
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 REQUIRED_ENTRY_KEYS = ("name", "description", "module", "sleep_time")
+MAX_MODULE_PATH = 1000  # characters of a dotted path: no import is tried past that
+MAX_ROUTE = 2048  # characters of a route's path
 
 
 def default_timeout(sleep_time: float) -> float:
@@ -110,40 +123,98 @@ class MonitoringConfig:
     pushgateway: PushgatewayConfig | None = None  # None: no pushing
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _import_class(path: Any) -> tuple[type[Check] | None, str | None]:
     """The class at a dotted path, or None and why it cannot be had."""
     if not isinstance(path, str):
-        return None, f"module: expected a dotted path string, got {type(path).__name__}"
+        return None, f"module: expected a dotted path string, got {type_name(path)}"
     module_name, _, attr = path.rpartition(".")
-    if not module_name or not attr:
-        return None, f"module: {path!r} is not a dotted path to a class (package.module.Class)"
+    dotted = len(path) <= MAX_MODULE_PATH and all(part.isidentifier() for part in path.split("."))
+    if not module_name or not attr or not dotted:
+        return None, (
+            f"module: {shown(path)} is not a dotted path to a class (package.module.Class)"
+        )
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import failure is a configuration problem to report
-        return None, f"module: cannot import {module_name!r}: {exc}"
-    cls = getattr(module, attr, None)
+        return None, f"module: cannot import {shown(module_name)}: {one_line(_text(exc))}"
+    try:
+        cls = getattr(module, attr, None)
+    except Exception:  # a module __getattr__ that raises: the same as no attribute
+        cls = None
     if cls is None:
-        return None, f"module: {module_name!r} has no attribute {attr!r}"
+        return None, f"module: {shown(module_name)} has no attribute {shown(attr)}"
     if not inspect.isclass(cls) or not inspect.iscoroutinefunction(getattr(cls, "check", None)):
-        return None, f"module: {path!r} is not a check class (needs `async def check(self)`)"
+        return None, f"module: {shown(path)} is not a check class (needs `async def check(self)`)"
     return cast("type[Check]", cls), None
+
+
+def _text(exc: BaseException) -> str:
+    """``str(exc)``, or the exception's type when its ``__str__`` fails."""
+    try:
+        return str(exc)
+    except Exception:
+        return type_name(exc)
 
 
 def _route(raw: Mapping[str, Any], key: str, default: str | None) -> tuple[str | None, list[str]]:
     value = raw.get(key, default)
-    if value is None or (isinstance(value, str) and value.startswith("/")):
-        return value, []
-    return None, [f"{key}: expected a path starting with '/' or None, got {value!r}"]
+    if value is None:
+        return None, []
+    if not isinstance(value, str) or not value.startswith("/"):
+        return None, [f"{key}: expected a path starting with '/' or None, got {shown(value)}"]
+    if len(value) > MAX_ROUTE or not encodable(value):
+        return None, [
+            f"{key}: expected a path of at most {MAX_ROUTE} characters UTF-8 can encode, "
+            f"got {shown(value)}"
+        ]
+    return value, []
+
+
+async def _never(request: web.Request) -> web.StreamResponse:  # pragma: no cover - never served
+    raise web.HTTPNotFound
+
+
+def _routes_problems(routes: Mapping[str, str]) -> list[str]:
+    """What aiohttp would refuse when ``setup_monitoring`` adds these routes to an app (a
+    pattern it cannot read, ``/{``; two routes it reads as one): they are added to a router
+    of our own first, as ``setup_monitoring`` adds them, so that the app is never touched
+    by a configuration that fails."""
+    router = web.UrlDispatcher()
+    problems = []
+    for key, path in routes.items():
+        try:
+            router.add_get(path, _never)
+        except Exception as exc:  # ValueError, OverflowError, re.error: aiohttp refuses it
+            why = one_line(_text(exc), limit=120)
+            problems.append(f"{key}: aiohttp refuses {shown(path)} as a route: {why}")
+    return problems
+
+
+def _routes(raw: Mapping[str, Any]) -> list[str]:
+    """The problems of the ``route_*`` keys: each alone, then the three together as aiohttp
+    reads them."""
+    routes: dict[str, str] = {}
+    problems: list[str] = []
+    for key, default in (("route_ping", "/ping"), ("route_metrics", "/metrics"),
+                         ("route_ready", None)):  # fmt: skip
+        route, route_problems = _route(raw, key, default)
+        problems += route_problems
+        if route is not None:
+            routes[key] = route
+    if problems:
+        return problems
+    ping, metrics, ready = (routes.get(k) for k in ("route_ping", "route_metrics", "route_ready"))
+    if ping is not None and ping == metrics:
+        problems.append(f"route_metrics: same path as route_ping ({shown(ping)})")
+    if ready is not None and ready in (ping, metrics):
+        problems.append(f"route_ready: same path as another monitoring route ({shown(ready)})")
+    return problems or _routes_problems(routes)
 
 
 def _keys(entry: Mapping[str, Any]) -> list[str]:
     """Unknown and missing keys of an entry."""
     unknown = [
-        f"unknown key {k!r}{did_you_mean(str(k), ENTRY_KEYS)}" for k in entry if k not in ENTRY_KEYS
+        f"unknown key {shown(k)}{did_you_mean(k, ENTRY_KEYS)}" for k in entry if k not in ENTRY_KEYS
     ]
     return unknown + [f"missing key {k!r}" for k in REQUIRED_ENTRY_KEYS if k not in entry]
 
@@ -154,14 +225,14 @@ def _name(entry: Mapping[str, Any], index: int, seen: dict[str, int]) -> list[st
         return []
     name = entry["name"]
     if not isinstance(name, str):
-        return [f"name: expected a string, got {type(name).__name__}"]
+        return [f"name: expected a string, got {type_name(name)}"]
     if not NAME_PATTERN.fullmatch(name):
         return [
-            f"name: {name!r} is not a valid Prometheus metric name "
+            f"name: {shown(name)} is not a valid Prometheus metric name "
             "(letters, digits, '_' and ':', not starting with a digit)"
         ]
     if name in RESERVED_NAMES:
-        return [f"name: {name!r} clashes with a metric family of this library"]
+        return [f"name: {shown(name)} clashes with a metric family of this library"]
     if name in seen:
         return [f"name: duplicate of metrics[{seen[name]}]; names must be unique"]
     seen[name] = index
@@ -173,12 +244,17 @@ def _description_and_critical(entry: Mapping[str, Any]) -> list[str]:
     problems = []
     description = entry.get("description")
     if "description" in entry and not isinstance(description, str):
-        problems.append(f"description: expected a string, got {type(description).__name__}")
+        problems.append(f"description: expected a string, got {type_name(description)}")
     elif isinstance(description, str) and not description.strip():
         problems.append("description: must not be empty (it is the gauge's HELP text)")
+    elif isinstance(description, str) and not encodable(description):
+        problems.append(
+            f"description: expected text UTF-8 can encode (it is the gauge's HELP text), "
+            f"got {shown(description)}"
+        )
     critical = entry.get("critical", True)
     if not isinstance(critical, bool):
-        problems.append(f"critical: expected True or False, got {critical!r}")
+        problems.append(f"critical: expected True or False, got {shown(critical)}")
     return problems
 
 
@@ -208,9 +284,12 @@ def _check(entry: Mapping[str, Any]) -> tuple[_Built | None, list[str]]:
     None and the problems when any step fails (messages never show a secret)."""
     params = entry.get("params", {})
     problems = []
-    if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
+    if not isinstance(params, Mapping):
+        problems.append(f"params: expected a dict of keyword arguments, got {type_name(params)}")
+    elif not all(isinstance(k, str) for k in params):
+        key = next(k for k in params if not isinstance(k, str))
         problems.append(
-            f"params: expected a dict of keyword arguments, got {type(params).__name__}"
+            f"params: expected a dict of keyword arguments (string keys), got the key {shown(key)}"
         )
     cls = None
     if "module" in entry:
@@ -218,15 +297,16 @@ def _check(entry: Mapping[str, Any]) -> tuple[_Built | None, list[str]]:
         problems += [problem] if problem else []
     if cls is None or problems:
         return None, problems
+    secrets = secrets_of(params)  # those given, and those read from the environment next
     params, problems = resolve_env(params, accepts(cls))
-    secrets = secrets_of(params)
-    problems += param_problems(cls, params)
+    secrets = tuple(sorted({*secrets, *secrets_of(params)}, key=len, reverse=True))
+    problems += param_problems(cls, params, secrets)
     if problems:
         return None, problems
     try:
         check = cls(**params)  # constructors validate values (ports, URLs...)
     except Exception as exc:  # whatever the class rejects is reported, redacted
-        return None, [f"params: {redact(str(exc), secrets)}"]
+        return None, [f"params: {one_line(_text(exc), secrets)}"]
     return _Built(check, cls, MappingProxyType(dict(params)), secrets), []
 
 
@@ -237,7 +317,7 @@ def _wait_for_listen(
     wait = entry.get("wait_for_listen")  # None: on for an HTTP check of a loopback URL
     target = listen_target(kind_of(built.check_class), built.params) if built else None
     if wait is not None and not isinstance(wait, bool):
-        return None, [f"wait_for_listen: expected True, False or None, got {wait!r}"]
+        return None, [f"wait_for_listen: expected True, False or None, got {shown(wait)}"]
     if wait and target is None and built is not None:
         return None, ["wait_for_listen: only for an HTTP check with a url (in params or 'url')"]
     if wait or (wait is None and target and is_loopback(target[0])):
@@ -248,9 +328,9 @@ def _wait_for_listen(
 def _entry(index: int, entry: Any, seen: dict[str, int]) -> tuple[CheckConfig | None, list[str]]:
     """One ``metrics`` entry, or the problems that stop it being one."""
     if not isinstance(entry, Mapping):
-        return None, [f"metrics[{index}]: expected a dict, got {type(entry).__name__}"]
+        return None, [f"metrics[{index}]: expected a dict, got {type_name(entry)}"]
     name = entry.get("name")
-    where = f"metrics[{index}] {name!r}" if isinstance(name, str) else f"metrics[{index}]"
+    where = f"metrics[{index}] {shown(name)}" if isinstance(name, str) else f"metrics[{index}]"
     if "url" in entry:  # the compact form: the check class comes from the URL's scheme
         expanded, url_problems = expand_url(entry)
         if expanded is None:
@@ -282,7 +362,7 @@ def _switch(raw: Mapping[str, Any], key: str, default: bool, problems: list[str]
     value = raw.get(key, default)
     if isinstance(value, bool):
         return value
-    problems.append(f"{key}: expected True or False, got {value!r}")
+    problems.append(f"{key}: expected True or False, got {shown(value)}")
     return default
 
 
@@ -294,12 +374,12 @@ def _request_metrics(raw: Mapping[str, Any], problems: list[str]) -> RequestMetr
     if not (
         isinstance(buckets, list | tuple)
         and buckets
-        and all(_is_number(b) and math.isfinite(b) and b > 0 for b in buckets)
+        and all(number(b, MAX_SECONDS) for b in buckets)
         and all(a < b for a, b in itertools.pairwise(buckets))
     ):
         problems.append(
             "request_metrics_buckets: expected a non-empty list of increasing numbers of "
-            f"seconds > 0, got {buckets!r}"
+            f"seconds > 0 and at most {MAX_SECONDS:.0f} (366 days), got {shown(buckets)}"
         )
         return None
     if not enabled:
@@ -322,20 +402,11 @@ def load_config(raw: Mapping[str, Any]) -> MonitoringConfig:
         WrongConfiguration: listing every problem found, each naming its entry.
     """
     if not isinstance(raw, Mapping):
-        raise WrongConfiguration([f"expected a dict, got {type(raw).__name__}"])
+        raise WrongConfiguration([f"expected a dict, got {type_name(raw)}"])
     problems = [
-        f"unknown key {k!r}{did_you_mean(str(k), TOP_KEYS)}" for k in raw if k not in TOP_KEYS
+        f"unknown key {shown(k)}{did_you_mean(k, TOP_KEYS)}" for k in raw if k not in TOP_KEYS
     ]
-    route_ping, route_problems = _route(raw, "route_ping", "/ping")
-    problems += route_problems
-    route_metrics, route_problems = _route(raw, "route_metrics", "/metrics")
-    problems += route_problems
-    route_ready, route_problems = _route(raw, "route_ready", None)
-    problems += route_problems
-    if route_ping is not None and route_ping == route_metrics:
-        problems.append(f"route_metrics: same path as route_ping ({route_ping!r})")
-    if route_ready is not None and route_ready in (route_ping, route_metrics):
-        problems.append(f"route_ready: same path as another monitoring route ({route_ready!r})")
+    problems += _routes(raw)
     include_default = _switch(raw, "include_default_registry", True, problems)
     request_metrics = _request_metrics(raw, problems)
     auth, auth_problems = load_auth(raw.get("auth"))
@@ -352,13 +423,13 @@ def load_config(raw: Mapping[str, Any]) -> MonitoringConfig:
             if check is not None:
                 checks.append(check)
     else:
-        problems.append(f"metrics: expected a list of check entries, got {type(entries).__name__}")
+        problems.append(f"metrics: expected a list of check entries, got {type_name(entries)}")
     if problems:
         raise WrongConfiguration(problems)
     return MonitoringConfig(
-        route_ping=route_ping,
-        route_metrics=route_metrics,
-        route_ready=route_ready,
+        route_ping=raw.get("route_ping", "/ping"),
+        route_metrics=raw.get("route_metrics", "/metrics"),
+        route_ready=raw.get("route_ready"),
         include_default_registry=include_default,
         request_metrics=request_metrics,
         auth=auth,

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from _aiohttp_booster.redact import one_line, type_name
 from _aiohttp_booster.version import __version__
 
 from .config import load_config
@@ -30,6 +31,8 @@ __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "create_app", "main", "read_config_fi
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9180
+#: the largest configuration file read (a config of a thousand checks is some 200 kB)
+MAX_FILE_BYTES = 1 << 20
 M = "aiohttp_prometheus_monitoring.metrics."
 
 
@@ -53,49 +56,108 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
 }  # fmt: skip
 
 
+def _where(path: Path) -> str:
+    """A path as messages show it: on one line, printable on any stream (a file name that
+    is not UTF-8 reaches us with lone surrogates)."""
+    return one_line(str(path), limit=500)
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """The MONITORING dict in ``path``, by its suffix: ``.toml``, ``.json``, ``.yaml``/``.yml``.
 
     A file whose only top-level key is ``MONITORING`` is unwrapped. The exporter serves
-    ``/ready`` unless the file sets ``route_ready`` itself.
+    ``/ready`` unless the file sets ``route_ready`` itself. The file must be UTF-8 and at most
+    :data:`MAX_FILE_BYTES` long; YAML anchors and aliases (``&name``, ``*name``) are refused,
+    so that no small file expands into a huge configuration. Errors name the file and the
+    line and column, never quote a line of it (it may hold a password).
 
     Raises:
         WrongConfiguration: the file cannot be read or parsed, or is not a table/object.
     """
-    where = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise WrongConfiguration([f"{where}: cannot read: {exc.strerror or exc}"]) from None
+    where = _where(path)
     suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json", ".yaml", ".yml"):
+        raise WrongConfiguration(
+            [f"{where}: unknown format {one_line(repr(suffix), limit=40)}: "
+             "use .toml, .json, .yaml or .yml"]
+        )  # fmt: skip
     try:
-        if suffix == ".toml":
-            data: Any = tomllib.loads(text)
-        elif suffix == ".json":
-            data = json.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            try:
-                yaml: Any = importlib.import_module("yaml")  # optional: for YAML files only
-            except ImportError:
-                raise WrongConfiguration(
-                    [f"{where}: YAML needs PyYAML: pip install pyyaml (or use TOML or JSON)"]
-                ) from None
-            data = yaml.safe_load(text)
-        else:
-            raise WrongConfiguration(
-                [f"{where}: unknown format {suffix!r}: use .toml, .json, .yaml or .yml"]
-            )
-    except WrongConfiguration:
-        raise
-    except Exception as exc:  # each parser has its own error class; all mean "not parseable"
-        raise WrongConfiguration([f"{where}: not valid {suffix[1:].upper()}: {exc}"]) from None
+        with path.open("rb") as file:
+            content = file.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        reason = one_line(str(exc.strerror or exc), limit=200)
+        raise WrongConfiguration([f"{where}: cannot read: {reason}"]) from None
+    if len(content) > MAX_FILE_BYTES:
+        raise WrongConfiguration(
+            [f"{where}: larger than {MAX_FILE_BYTES} bytes, too large for a configuration file"]
+        )
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = content.count(b"\n", 0, exc.start) + 1
+        raise WrongConfiguration(
+            [f"{where}: not UTF-8 text (byte {exc.start} on line {line} cannot be decoded)"]
+        ) from None
+    data = _parse(text, suffix, where)
     if isinstance(data, Mapping) and list(data) == ["MONITORING"]:
         data = data["MONITORING"]
     if not isinstance(data, Mapping):
-        raise WrongConfiguration(
-            [f"{where}: expected a table of settings, got {type(data).__name__}"]
-        )
+        raise WrongConfiguration([f"{where}: expected a table of settings, got {type_name(data)}"])
     return {"route_ready": "/ready", **data}
+
+
+def _parse(text: str, suffix: str, where: str) -> Any:
+    """The data in ``text``; a parser's error as a one-line problem with its position."""
+    kind = "YAML" if suffix in (".yaml", ".yml") else suffix[1:].upper()
+    try:
+        if suffix == ".toml":
+            return tomllib.loads(text)
+        if suffix == ".json":
+            return json.loads(text)
+        return _load_yaml(text, where)
+    except WrongConfiguration:
+        raise
+    except json.JSONDecodeError as exc:
+        reason = f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
+    except RecursionError:
+        reason = "nested too deeply"
+    except Exception as exc:  # each parser has its own error class; all mean "not parseable"
+        reason = _yaml_reason(exc) or one_line(str(exc), limit=200)
+    raise WrongConfiguration([f"{where}: not valid {kind}: {reason}"]) from None
+
+
+def _load_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load(text)``, refusing anchors and aliases (a "billion laughs" file of a
+    few hundred bytes expands into gigabytes): libyaml's events are read first."""
+    try:
+        yaml: Any = importlib.import_module("yaml")  # optional: for YAML files only
+    except ImportError:
+        raise WrongConfiguration(
+            [f"{where}: YAML needs PyYAML: pip install pyyaml (or use TOML or JSON)"]
+        ) from None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            mark = event.start_mark
+            raise WrongConfiguration(
+                [f"{where}: YAML anchors and aliases (&name, *name) are not allowed in a "
+                 f"configuration file (line {mark.line + 1}, column {mark.column + 1})"]
+            )  # fmt: skip
+    return yaml.load(text, Loader=loader)  # a safe loader: CSafeLoader or SafeLoader
+
+
+def _yaml_reason(exc: Exception) -> str | None:
+    """A YAML error in a line of its own words and position, without the snippet of the
+    file PyYAML's message quotes (it may hold a password); None for other errors."""
+    if not hasattr(exc, "problem_mark") and not hasattr(exc, "context_mark"):
+        return None
+    words = [text for text in (getattr(exc, "context", None), getattr(exc, "problem", None))
+             if isinstance(text, str)]  # fmt: skip
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line, column = getattr(mark, "line", None), getattr(mark, "column", None)
+    where = f" (line {line + 1}, column {column + 1})" if isinstance(line, int) and isinstance(
+        column, int) else ""  # fmt: skip
+    return f"{one_line(': '.join(words) or type_name(exc), limit=200)}{where}"
 
 
 ROUTES_KEY = web.AppKey("aiohttp_prometheus_monitoring.exporter.routes", str)
@@ -144,7 +206,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: returns the exit status (0, or 1 for a bad configuration)."""
     args = _parser().parse_args(argv)
-    source = str(args.config) if args.config else "the built-in default configuration"
+    source = _where(args.config) if args.config else "the built-in default configuration"
     try:
         config = read_config_file(args.config) if args.config else dict(DEFAULT_CONFIG)
         checks = load_config(config).metrics

@@ -33,9 +33,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from _aiohttp_booster.urls import mask_url
+from _aiohttp_booster.redact import one_line, shown, type_name
+from _aiohttp_booster.urls import at_after_host, mask_url
 
-from ._params import seconds
+from ._params import encodable, seconds
 from .errors import MonitoringError
 
 __all__ = [
@@ -69,8 +70,8 @@ class PushgatewayConfig:
 
     def __repr__(self) -> str:
         return (
-            f"PushgatewayConfig(url={mask_url(self.url)!r}, job={self.job!r}, "
-            f"grouping_key={dict(self.grouping_key)!r}, interval={self.interval:g})"
+            f"PushgatewayConfig(url={shown(self.url)}, job={shown(self.job)}, "
+            f"grouping_key={shown(dict(self.grouping_key))}, interval={self.interval:g})"
         )
 
 
@@ -90,6 +91,29 @@ def _seconds(raw: Mapping[str, Any], key: str, default: float, problems: list[st
     return value
 
 
+def _url_problem(url: Any) -> str | None:
+    """What keeps ``url`` from being a Pushgateway's URL, or None. urllib reads it first
+    (as aiohttp will); what it refuses is shown masked, never in urllib's words (they quote
+    the credentials)."""
+    if isinstance(url, str) and encodable(url):
+        try:
+            parts = urlsplit(url)
+            readable = bool(parts.hostname) and parts.port != 0  # reading .port checks it
+        except ValueError:  # a bad port, an unclosed '[': urllib's message quotes the netloc
+            readable = False
+        if readable and parts.scheme.lower() in ("http", "https") and not at_after_host(url):
+            return None
+    return f"url: expected an http:// or https:// URL with a host, got {shown(url)}"
+
+
+def _text_problem(what: str, value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return f"{what}: expected a non-empty str, got {shown(value)}"
+    if not encodable(value):
+        return f"{what}: expected text UTF-8 can encode, got {shown(value)}"
+    return None
+
+
 def load_pushgateway(raw: Any) -> tuple[PushgatewayConfig | None, list[str]]:
     """Validate the ``pushgateway`` key; (None, []) when it is absent or None.
 
@@ -99,27 +123,30 @@ def load_pushgateway(raw: Any) -> tuple[PushgatewayConfig | None, list[str]]:
     if raw is None:
         return None, []
     if not isinstance(raw, Mapping):
-        return None, [f"pushgateway: expected a dict with url and job, got {raw!r}"]
+        return None, [
+            f"pushgateway: expected a dict with url and job, got {type_name(raw)} {shown(raw)}"
+        ]
     problems = [
-        f"pushgateway: unknown key {key!r} (expected {', '.join(PUSHGATEWAY_KEYS)})"
+        f"pushgateway: unknown key {shown(key)} (expected {', '.join(PUSHGATEWAY_KEYS)})"
         for key in raw
         if key not in PUSHGATEWAY_KEYS
     ]
     url = raw.get("url")
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-        shown = mask_url(url) if isinstance(url, str) else url
-        problems.append(f"pushgateway: url: expected an http:// or https:// URL, got {shown!r}")
     job = raw.get("job")
-    if not isinstance(job, str) or not job:
-        problems.append(f"pushgateway: job: expected a non-empty str, got {job!r}")
+    problems += [
+        f"pushgateway: {problem}"
+        for problem in (_url_problem(url), _text_problem("job", job))
+        if problem is not None
+    ]
     grouping: Any = raw.get("grouping_key", {})
     if not isinstance(grouping, Mapping) or not all(
-        isinstance(k, str) and _LABEL.fullmatch(k) and k != "job" and isinstance(v, str)
+        isinstance(k, str) and _LABEL.fullmatch(k) and k != "job"
+        and isinstance(v, str) and encodable(v)
         for k, v in grouping.items()
-    ):
+    ):  # fmt: skip
         problems.append(
             "pushgateway: grouping_key: expected a dict of label names (not 'job') to str "
-            f"values, got {grouping!r}"
+            f"values, got {shown(grouping)}"
         )
     interval = _seconds(raw, "interval", 15.0, problems)
     timeout = _seconds(raw, "timeout", 5.0, problems)
@@ -195,7 +222,7 @@ class Pusher:
                 level,
                 "push to the Pushgateway %s failed (%s); retrying every %g s",
                 mask_url(endpoint),
-                exc.__class__.__name__ if isinstance(exc, TimeoutError) else exc,
+                type(exc).__name__ if isinstance(exc, TimeoutError) else _reason(exc),
                 self.config.interval,
                 exc_info=not isinstance(
                     exc, aiohttp.ClientError | TimeoutError | PushError | OSError
@@ -219,6 +246,14 @@ class Pusher:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+def _reason(exc: Exception) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # an exception whose message cannot be made
+        text = ""
+    return one_line(text or type(exc).__name__)
 
 
 class PushError(MonitoringError):

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ._redact import redact
+from _aiohttp_booster.redact import one_line, redact
+
 from ._selfcheck import wait_listening
 from .registry import RESULTS
 
@@ -29,6 +30,7 @@ JITTER_SHARE = 0.05  # of sleep_time, added to each run so that checks spread ou
 MAX_JITTER = 1.0
 STRAGGLER_GRACE = 5.0  # how long close() waits for the check tasks it cancelled
 MAX_REASON = 200  # characters of a failure's reason kept for /ready
+MAX_LOGGED = 1000  # characters of a failure's reason in a log line
 
 
 @dataclass(slots=True, kw_only=True)
@@ -98,7 +100,7 @@ class Scheduler:
                 # our loop never raises; say so loudly if it did
                 logger.error(
                     "check %s: its task failed: %s", config.name,
-                    redact(repr(task.exception()), config.secrets), extra={"check": config.name},
+                    _described(task.exception(), config), extra={"check": config.name},
                 )  # fmt: skip
         for config, check, _ in self._checks:
             close = getattr(check, "close", None)
@@ -109,7 +111,7 @@ class Scheduler:
             except Exception as exc:  # a check that fails to close must not stop the others
                 logger.warning(
                     "check %s: close() failed: %s", config.name,
-                    redact(repr(exc), config.secrets), extra={"check": config.name},
+                    _described(exc, config), extra={"check": config.name},
                 )  # fmt: skip
 
     async def _run_forever(self, config: CheckConfig, check: Check, state: CheckState) -> None:
@@ -145,9 +147,9 @@ class Scheduler:
                 raise
             result, reason = "error", "the check raised CancelledError although nobody cancelled it"
         except Exception as exc:
-            result, reason = "error", f"{type(exc).__name__}: {exc}"
+            result, reason = "error", _exception_text(exc)
             if isinstance(exc, TimeoutError):
-                result, reason = "timeout", f"timed out: {exc!r}"
+                result, reason = "timeout", f"timed out: {_exception_text(exc)}"
         if task is not None and task.cancelling():  # stopped, and the check swallowed it
             raise asyncio.CancelledError
         if deadline.expired():  # whatever the check made of the cancellation, a timeout
@@ -171,9 +173,23 @@ def record(config: CheckConfig, state: CheckState, result: str, reason: str, too
         logger.info("check %s is up", config.name, extra={"check": config.name})
     else:
         logger.warning(
-            "check %s is down (%s): %s", config.name, result, redact(reason, config.secrets),
-            extra={"check": config.name},
+            "check %s is down (%s): %s", config.name, result,
+            one_line(reason, config.secrets, limit=MAX_LOGGED), extra={"check": config.name},
         )  # fmt: skip
+
+
+def _exception_text(exc: BaseException) -> str:
+    """``Type: message`` of an exception, whatever its ``__str__`` does (it may raise)."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<its message cannot be shown>"
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _described(exc: BaseException | None, config: CheckConfig) -> str:
+    """An exception for a log line: its type and message, secrets masked, on one line."""
+    return one_line(_exception_text(exc) if exc is not None else "", config.secrets, MAX_LOGGED)
 
 
 def _shorten(reason: str) -> str:

@@ -14,6 +14,9 @@ from typing import Any, ClassVar, Protocol
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from _aiohttp_booster.redact import type_name
+
+from .errors import WrongConfiguration
 from .metrics.base import BaseMetric
 from .web import REGISTRY_KEY, setup_monitoring
 
@@ -114,8 +117,12 @@ async def setup_worker_monitoring(
     Raises:
         WrongConfiguration: the config has problems (also a clash of two clients' check names).
     """
+    if config is not None and not isinstance(config, Mapping):
+        raise WrongConfiguration([f"expected a dict, got {type_name(config)}"])
     settings = dict(DEFAULT_WORKER_MONITORING if config is None else config)
-    settings["metrics"] = [*settings.get("metrics", []), *(_check_entry(c) for c in clients)]
+    given = settings.get("metrics", [])
+    if isinstance(given, list | tuple):  # anything else: load_config says what is wrong
+        settings["metrics"] = [*given, *(_check_entry(c) for c in clients)]
     await setup_monitoring(settings, app)
     for client in clients:
         client.attach_metrics(app[REGISTRY_KEY])

@@ -1,6 +1,6 @@
 """How the property tests run: in CI a fixed seed and a count that fits the suite's budget;
-with ``BOOSTER_FUZZ_SECONDS=N`` each property keeps drawing fresh random examples for N
-seconds, and says how many it tried (run with ``-s`` to see it)."""
+with ``BOOSTER_FUZZ_SECONDS=N`` the properties of a file share N seconds, drawing fresh
+random examples, and say how many they tried (run with ``-s`` to see it)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, settings
 
-__all__ = ["FUZZ_SECONDS", "TIME_BOUND", "examples", "fuzzed", "tried"]
+__all__ = ["FUZZ_SECONDS", "TIMEOUT", "TIME_BOUND", "count", "examples", "fuzzed", "tried"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 FUZZ_SECONDS = float(os.environ.get("BOOSTER_FUZZ_SECONDS") or 0)
+#: pytest-timeout's limit for a property: its fuzz time, with room to finish a round
+TIMEOUT = int(FUZZ_SECONDS) + 300 if FUZZ_SECONDS else 300
 #: seconds one example may take (an input that makes us slow is a bug like a crash)
 TIME_BOUND = 2.0
 #: examples tried so far, by property
@@ -40,20 +42,25 @@ def examples(in_ci: int) -> settings:
     )
 
 
-def fuzzed(test: F) -> F:
+def fuzzed(share: float) -> Callable[[F], F]:
     """The outermost decorator of a property: in fuzz mode, run it again with fresh examples
-    until ``FUZZ_SECONDS`` have passed, then print how many examples it tried."""
-    if not FUZZ_SECONDS:
-        return test
+    until its ``share`` of ``FUZZ_SECONDS`` (a file's shares add up to 1) has passed, then
+    print how many examples it tried."""
 
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        stop = time.monotonic() + FUZZ_SECONDS
-        while time.monotonic() < stop:
-            test(*args, **kwargs)
-        print(f"\n{test.__name__}: {tried.get(test.__name__, 0)} examples, no violation")
+    def decorate(test: F) -> F:
+        if not FUZZ_SECONDS:
+            return test
 
-    return run  # type: ignore[return-value]
+        @functools.wraps(test)
+        def run(*args: Any, **kwargs: Any) -> None:
+            stop = time.monotonic() + FUZZ_SECONDS * share
+            while time.monotonic() < stop:
+                test(*args, **kwargs)
+            print(f"\n{test.__name__}: {tried.get(test.__name__, 0)} examples, no violation")
+
+        return run  # type: ignore[return-value]
+
+    return decorate
 
 
 def count(name: str) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
-from _aiohttp_booster.urls import mask_url
+from _aiohttp_booster.redact import shown
+from _aiohttp_booster.urls import AT_AFTER_HOST, at_after_host
 
 from .base import BaseMetric, parse_port
 
@@ -47,8 +48,16 @@ class SqlMetric(BaseMetric):
             if not isinstance(dsn, str) or not dsn.startswith(
                 tuple(f"{s}://" for s in self.schemes)
             ):
-                shown = mask_url(dsn) if isinstance(dsn, str) else type(dsn).__name__
-                raise ValueError(f"dsn: expected a {self.schemes[0]}:// URL, got {shown!r}")
+                raise ValueError(f"dsn: expected a {self.schemes[0]}:// URL, got {shown(dsn)}")
+            if at_after_host(dsn):
+                raise ValueError(f"dsn: {shown(dsn)} is ambiguous, {AT_AFTER_HOST}")
+            try:
+                urlsplit(dsn).port  # noqa: B018 - reading it checks it
+            except ValueError:  # urllib's message quotes the netloc: not shown
+                raise ValueError(
+                    f"dsn: cannot read the host and port of {shown(dsn)} (a port from 1 to "
+                    "65535; a '/', '?', '#', '@', '[' or ']' in the password percent-encoded)"
+                ) from None
         self.dsn = dsn
         self.database = database
         self.user = user
@@ -73,7 +82,7 @@ class SqlMetric(BaseMetric):
 
     def __repr__(self) -> str:
         if self.dsn is not None:
-            return f"{type(self).__name__}(dsn={mask_url(self.dsn)!r})"
+            return f"{type(self).__name__}(dsn={shown(self.dsn)})"
         return (
             f"{type(self).__name__}(database={self.database!r}, user={self.user!r}, "
             f"host={self.host!r}, port={self.port!r})"

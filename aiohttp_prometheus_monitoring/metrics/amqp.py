@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from _aiohttp_booster.redact import shown
+from _aiohttp_booster.urls import AT_AFTER_HOST, at_after_host
 from aioamqp_ext._amqp import Connection  # without the amqp extra: an ImportError naming it
 from aioamqp_ext.config import BrokerUrl
 
@@ -61,6 +63,9 @@ class AmqpMetric(BaseMetric):
             urls = [url] if isinstance(url, str) else list(url)
             if not urls:
                 raise ValueError("url: expected an amqp:// URL or a non-empty list of them")
+            for one in urls:
+                if isinstance(one, str) and at_after_host(one):
+                    raise ValueError(f"url: {shown(one)} is ambiguous, {AT_AFTER_HOST}")
             nodes = [
                 BrokerUrl.parse(u, login=user, password=password, virtualhost=vhost) for u in urls
             ]
@@ -119,8 +124,11 @@ class AmqpMetric(BaseMetric):
     def __repr__(self) -> str:
         if len(self._nodes) > 1:
             nodes = list(self.nodes)
-            return f"AmqpMetric(nodes={nodes!r}, user={self.user!r}, vhost={self.vhost!r})"
+            return (
+                f"AmqpMetric(nodes={shown(nodes)}, user={shown(self.user)}, "
+                f"vhost={shown(self.vhost)})"
+            )
         return (
-            f"AmqpMetric(host={self.host!r}, port={self.port!r}, user={self.user!r}, "
-            f"vhost={self.vhost!r}, ssl={self.ssl!r})"
+            f"AmqpMetric(host={shown(self.host)}, port={self.port!r}, user={shown(self.user)}, "
+            f"vhost={shown(self.vhost)}, ssl={self.ssl!r})"
         )

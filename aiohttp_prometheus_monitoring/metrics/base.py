@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from _aiohttp_booster.urls import mask_url
+from _aiohttp_booster.redact import MASK, is_secret_key, shown
 
-from .._redact import MASK, is_secret_key
+from .._params import key_name
 
 __all__ = ["BaseMetric", "Check", "close_politely", "kind_of", "parse_port"]
 
+_REPR_PARAMS = 10  # params a repr shows
 CLOSE_TIMEOUT = 1.0  # a polite close gets this long before the connection is dropped
 
 
@@ -54,15 +56,13 @@ class BaseMetric:
 
     def __repr__(self) -> str:
         params = getattr(self, "params", {})
-        shown = ", ".join(
-            f"{key}={MASK!r}" if is_secret_key(key) else f"{key}={_shown(value)}"
-            for key, value in params.items()
-        )
-        return f"{type(self).__name__}({shown})"
-
-
-def _shown(value: Any) -> str:
-    return repr(mask_url(value)) if isinstance(value, str) else repr(value)
+        shown_params = [
+            f"{key_name(key)}={MASK!r}" if is_secret_key(key) else f"{key_name(key)}={shown(value)}"
+            for key, value in itertools.islice(params.items(), _REPR_PARAMS)
+        ]
+        if len(params) > _REPR_PARAMS:
+            shown_params.append(f"... ({len(params)} params)")
+        return f"{type(self).__name__}({', '.join(shown_params)})"
 
 
 def kind_of(cls: type) -> str:
@@ -77,12 +77,16 @@ def parse_port(port: int | str, what: str = "port") -> int:
     Raises:
         ValueError: not a number between 1 and 65535.
     """
-    try:
-        number = int(port)
-    except (TypeError, ValueError):
-        number = 0
-    if isinstance(port, bool) or not 0 < number < 65536:
-        raise ValueError(f"{what}: expected a TCP port 1-65535, got {port!r}")
+    number = 0
+    if isinstance(port, int) and not isinstance(port, bool):
+        number = port
+    elif isinstance(port, str) and len(port) <= 16:  # int() of a long string is slow
+        try:
+            number = int(port)
+        except ValueError:
+            number = 0
+    if not 0 < number < 65536:
+        raise ValueError(f"{what}: expected a TCP port 1-65535, got {shown(port)}")
     return number
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from typing import ClassVar
 
 import aiohttp
 
-from _aiohttp_booster.urls import mask_url
+from _aiohttp_booster.redact import MASK, is_secret_key, shown
+from _aiohttp_booster.urls import AT_AFTER_HOST, at_after_host
 
-from .._redact import MASK, is_secret_key
+from .._params import seconds
 from .base import BaseMetric
 
 __all__ = ["HttpMetric"]
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}")  # an HTTP method (RFC 9110 token)
 
 
 class HttpMetric(BaseMetric):
@@ -38,15 +42,30 @@ class HttpMetric(BaseMetric):
         expected_statuses: Collection[int] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"url: expected an http:// or https:// URL, got {mask_url(url)!r}")
-        if isinstance(timeout, bool) or not timeout > 0:
-            raise ValueError(f"timeout: expected a number of seconds > 0, got {timeout!r}")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"url: expected an http:// or https:// URL, got {shown(url)}")
+        if at_after_host(url):
+            raise ValueError(f"url: {shown(url)} is ambiguous, {AT_AFTER_HOST}")
+        seconds_, problem = seconds("timeout", timeout)
+        if seconds_ is None:
+            raise ValueError(problem)
+        if not isinstance(method, str) or not _TOKEN.fullmatch(method):
+            raise ValueError(f"method: expected an HTTP method (GET, HEAD...), got {shown(method)}")
+        if headers is not None and not (
+            isinstance(headers, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        ):
+            raise ValueError(f"headers: expected a dict of str to str, got {shown(headers)}")
         self.url = url
-        self.timeout = float(timeout)
+        self.timeout = seconds_
         self.verify_ssl = verify_ssl
         self.method = method.upper()
-        self.expected_statuses = frozenset(expected_statuses or range(200, 300))
+        statuses = list(expected_statuses or range(200, 300))
+        if not all(type(s) is int and 100 <= s <= 599 for s in statuses):
+            raise ValueError(
+                f"expected_statuses: expected HTTP statuses (ints 100-599), got {shown(statuses)}"
+            )
+        self.expected_statuses = frozenset(statuses)
         self.headers = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
 
@@ -76,6 +95,6 @@ class HttpMetric(BaseMetric):
     def __repr__(self) -> str:
         headers = {k: MASK if is_secret_key(k) else v for k, v in self.headers.items()}
         return (
-            f"HttpMetric(url={mask_url(self.url)!r}, timeout={self.timeout!r}, "
-            f"verify_ssl={self.verify_ssl!r}, method={self.method!r}, headers={headers!r})"
+            f"HttpMetric(url={shown(self.url)}, timeout={self.timeout!r}, "
+            f"verify_ssl={self.verify_ssl!r}, method={self.method!r}, headers={shown(headers)})"
         )

@@ -6,7 +6,8 @@ import inspect
 from typing import Any, ClassVar
 
 from _aiohttp_booster.optional import require
-from _aiohttp_booster.urls import mask_url
+from _aiohttp_booster.redact import shown
+from _aiohttp_booster.urls import AT_AFTER_HOST, at_after_host
 
 from .base import BaseMetric, parse_port
 
@@ -55,8 +56,12 @@ class RedisMetric(BaseMetric):
     ) -> None:
         if url is not None and (host is not None or port is not None):
             raise ValueError("give either url or host/port, not both")
-        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"url: expected a redis:// or rediss:// URL, got {mask_url(url)!r}")
+        if url is not None and (
+            not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://"))
+        ):
+            raise ValueError(f"url: expected a redis:// or rediss:// URL, got {shown(url)}")
+        if url is not None and at_after_host(url):
+            raise ValueError(f"url: {shown(url)} is ambiguous, {AT_AFTER_HOST}")
         self.url = url
         self.host = host or "localhost"
         self.port = parse_port(port if port is not None else 6379)
@@ -95,5 +100,5 @@ class RedisMetric(BaseMetric):
 
     def __repr__(self) -> str:
         if self.url is not None:
-            return f"RedisMetric(url={mask_url(self.url)!r})"
+            return f"RedisMetric(url={shown(self.url)})"
         return f"RedisMetric(host={self.host!r}, port={self.port!r}, db={self.db!r})"

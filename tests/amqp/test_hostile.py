@@ -31,7 +31,7 @@ from aioamqp_ext import (
     TextSerializer,
 )
 from tests.conftest import AmqpNames
-from tests.fuzz import TIME_BOUND, count, examples, fuzzed
+from tests.fuzz import TIME_BOUND, TIMEOUT, count, examples, fuzzed
 
 SECRET = "S3cr3t-pa55"
 MAX_MESSAGE = 4_000  # characters an error message may take
@@ -91,7 +91,8 @@ def assert_shown_safely(text: str) -> None:
     assert len(text) <= MAX_MESSAGE, f"{len(text)} characters: {text[:200]}..."
 
 
-@fuzzed
+@pytest.mark.timeout(TIMEOUT)
+@fuzzed(share=0.3)
 @examples(in_ci=1000)
 @given(kwargs=options, consumer=st.booleans())
 def test_construction_takes_any_options_or_names_the_bad_one(
@@ -130,7 +131,8 @@ def deep(levels: int) -> Any:
 payloads = nested | st.sampled_from([deep(3_000), 10**5000, "\ud800", {1, 2}, object()])
 
 
-@fuzzed
+@pytest.mark.timeout(TIMEOUT)
+@fuzzed(share=0.3)
 @examples(in_ci=1000)
 @given(serializer=serializers, payload=payloads, body=bodies)
 def test_serializers_encode_or_refuse_and_decode_or_refuse(
@@ -212,7 +214,8 @@ def _seconds(value: dt.datetime) -> int:
     return int(aware.timestamp())
 
 
-@fuzzed
+@pytest.mark.timeout(TIMEOUT)
+@fuzzed(share=0.4)
 @examples(in_ci=400)
 @given(props=properties)
 def test_publish_properties_reach_the_broker_as_given_or_are_refused_before_a_frame(

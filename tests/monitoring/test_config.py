@@ -336,7 +336,7 @@ def test_readiness_and_request_metrics_keys_are_validated() -> None:
         "route_ready: same path as another monitoring route ('/metrics')",
         "request_metrics: expected True or False, got 'yes'",
         "request_metrics_buckets: expected a non-empty list of increasing numbers of seconds "
-        "> 0, got [1, 0.5]",
+        "> 0 and at most 31622400 (366 days), got [1, 0.5]",
         "metrics[0] 'monitoring_x': critical: expected True or False, got 1",
     )
     config = load_config({"route_ready": "/ready", "request_metrics": True, "metrics": [

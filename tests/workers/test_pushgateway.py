@@ -153,6 +153,31 @@ def test_pushgateway_config_lists_every_problem() -> None:
         assert part in message
 
 
+@pytest.mark.parametrize(
+    ("pushgateway", "problem"),
+    [
+        ("http://u:pa/ss[1]@gw:9091", "pushgateway: expected a dict with url and job, got str"),
+        ({"url": "http://u:pa/ss[1]@gw:9091", "job": "j"}, "pushgateway: url: expected an"),
+        ({"url": "http://gw", "job": "\ud800"}, "pushgateway: job: expected text UTF-8 can"),
+        ({"url": "http://gw", "job": "j", "grouping_key": {"a": "\udcff"}}, "grouping_key"),
+        ({"url": "http://gw", "job": "j", "interval": 10**400}, "interval: must be at most"),
+    ],
+)
+def test_pushgateway_config_refuses_hostile_values_without_showing_a_password(
+    pushgateway: Any, problem: str
+) -> None:
+    """What the gateway's URL path or a push would choke on is refused at set-up; a
+    password is never shown, however the URL is mangled or typed."""
+    with pytest.raises(WrongConfiguration, match=re.escape(problem)) as caught:
+        load_config({"pushgateway": pushgateway})
+    assert "pa/ss" not in str(caught.value)
+    assert "ss[1]" not in str(caught.value)
+    config = PushgatewayConfig(url="http://u:pa/ss[1]@gw:9091/", job="j")
+    assert repr(config) == (
+        "PushgatewayConfig(url='http://u:***@gw:9091/', job='j', grouping_key={}, interval=15)"
+    )
+
+
 def test_pushgateway_group_path_encodes_what_a_path_cannot_hold() -> None:
     """Label values with a slash, or empty, are base64url-encoded, as the gateway reads them."""
     config = PushgatewayConfig(
