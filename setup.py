@@ -61,10 +61,13 @@ setup(
     },
     install_requires=["aiohttp>=3.10.7", "prometheus-client>=0.24,<0.27"],
     extras_require=EXTRAS,
+    # the fixtures of aioamqp_ext.testing (amqp_harness), inert unless a test asks for one
+    entry_points={"pytest11": ["aiohttp_booster = _aiohttp_booster.pytest_plugin"]},
     classifiers=[
         "Development Status :: 3 - Alpha",
         "Framework :: AsyncIO",
         "Framework :: aiohttp",
+        "Framework :: Pytest",
         "Programming Language :: Python :: 3 :: Only",
         "Programming Language :: Python :: 3.11",
         "Programming Language :: Python :: 3.12",

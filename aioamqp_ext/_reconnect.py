@@ -48,6 +48,8 @@ class Link:
         setup: declares the owner's topology on a new connection (and starts consuming).
         on_lost: told of each loss, after the link reacted to it.
         on_healed: told of each connection healed (for the reconnects metric).
+        transport: makes a :class:`Connection` for a URL (``aioamqp_ext.testing`` gives an
+            in-memory one).
     """
 
     def __init__(
@@ -58,8 +60,10 @@ class Link:
         setup: Callable[[Connection], Awaitable[None]],
         on_lost: Callable[[AmqpConnectionError], None],
         on_healed: Callable[[], None] | None = None,
+        transport: Callable[..., Connection] = Connection,
     ) -> None:
         self.config = config
+        self._transport = transport  # the in-memory one of aioamqp_ext.testing, in tests
         self.owner = owner
         self.conn: Connection | None = None
         self._setup = setup
@@ -141,7 +145,7 @@ class Link:
         cfg = self.config
         problems: list[AmqpConnectionError] = []
         for url in urls:
-            conn = Connection(url, timeout=cfg.connect_timeout)
+            conn = self._transport(url, timeout=cfg.connect_timeout)
             try:
                 await conn.connect(
                     heartbeat=cfg.heartbeat_seconds,

@@ -83,6 +83,8 @@ class BaseAmqp:
 
     #: ``'producer'`` or ``'consumer'``: refuses the other side's options (None: both)
     _side: ClassVar[str | None] = None
+    #: makes the connection for a URL; :mod:`aioamqp_ext.testing` sets an in-memory one
+    _transport: Callable[..., Connection] = Connection
 
     def __init__(
         self,
@@ -267,6 +269,7 @@ class BaseAmqp:
                 setup=self._setup,
                 on_lost=self._on_lost,
                 on_healed=self._healed,
+                transport=self._transport,
             )
         return self._link
 

@@ -55,6 +55,8 @@ class BaseConsumer(BaseAmqp):
     #: the handler takes ``(data, message)`` (decided when the class is created)
     _with_message: ClassVar[bool] = False
     _handler_problem: ClassVar[str | None] = None
+    #: told of each failed message and why (the testing harness's outcomes); None: nobody
+    _observer: Callable[[Delivery, Exception], None] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -156,6 +158,8 @@ class BaseConsumer(BaseAmqp):
                     self._serializers[content_type] = serializer
             data = serializer.deserialize(delivery.body)
         except Exception as exc:  # any serializer failure makes the message poison
+            if self._observer is not None:
+                self._observer(delivery, exc)
             logger.error(
                 "%s rejected: cannot deserialize (%s)",
                 self._where(delivery),
@@ -245,6 +249,8 @@ class BaseConsumer(BaseAmqp):
 
     async def _failed(self, conn: Connection, delivery: Delivery, error: Exception) -> None:
         """Retry a failed message (republish with a counter, then ack) or reject it."""
+        if self._observer is not None:
+            self._observer(delivery, error)
         where = self._where(delivery)
         retries = delivery.headers.get(RETRY_HEADER, 0)
         retries = retries if isinstance(retries, int) else 0
