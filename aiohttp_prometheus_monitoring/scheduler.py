@@ -7,16 +7,19 @@ jitter, each check in a task of its own, so one slow or broken check never delay
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from _aiohttp_booster.redact import one_line, redact
+from _aiohttp_booster.redact import one_line, redact, shown
 
+from ._params import did_you_mean
 from ._selfcheck import wait_listening
+from .errors import MonitoringError
 from .registry import RESULTS
 
 if TYPE_CHECKING:
@@ -31,6 +34,7 @@ MAX_JITTER = 1.0
 STRAGGLER_GRACE = 5.0  # how long close() waits for the check tasks it cancelled
 MAX_REASON = 200  # characters of a failure's reason kept for /ready
 MAX_LOGGED = 1000  # characters of a failure's reason in a log line
+MAX_NAMES_SHOWN = 20  # check names an error message lists
 
 
 @dataclass(slots=True, kw_only=True)
@@ -69,6 +73,11 @@ class Scheduler:
         self._checks = tuple(checks)
         self._tasks: list[asyncio.Task[None]] = []
         self._random = random.Random()
+        # The seam of aiohttp_prometheus_monitoring.testing (substitute() and run_now()): a
+        # probe run instead of a check's own check(), and runs asked for now, by check name.
+        self._probes: dict[str, Callable[[], Awaitable[bool]]] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._asked: dict[str, list[asyncio.Future[None]]] = {}
 
     @property
     def running(self) -> bool:
@@ -80,6 +89,7 @@ class Scheduler:
         if self._tasks:
             return
         loop = asyncio.get_running_loop()
+        self._wake = {config.name: asyncio.Event() for config, _, _ in self._checks}
         self._tasks = [
             loop.create_task(self._run_forever(*check), name=f"monitoring check {check[0].name}")
             for check in self._checks
@@ -113,20 +123,90 @@ class Scheduler:
                     "check %s: close() failed: %s", config.name,
                     _described(exc, config), extra={"check": config.name},
                 )  # fmt: skip
+        for asked in self._asked.values():  # runs asked for that will never be recorded
+            for future in asked:
+                if not future.done():
+                    future.set_exception(MonitoringError("the checks stopped before running again"))
+        self._asked.clear()
+
+    def substitute(self, name: str, probe: Callable[[], Awaitable[bool]] | None) -> None:
+        """From its next run on, await ``probe()`` instead of the ``check()`` of check ``name``.
+
+        Only what talks to the dependency changes: the schedule, the timeout, the results,
+        the metrics and readiness stay as they are. The seam of
+        :mod:`aiohttp_prometheus_monitoring.testing`.
+
+        Args:
+            name: the check's name, as in its entry.
+            probe: what to await instead; None: the check's own ``check()`` again.
+
+        Raises:
+            ValueError: no check has this name; the message lists those there are.
+        """
+        names = [config.name for config, _, _ in self._checks]
+        if name not in names:
+            listed = [repr(known) for known in names[:MAX_NAMES_SHOWN]]
+            if len(names) > MAX_NAMES_SHOWN:
+                listed.append(f"... ({len(names)} checks)")
+            raise ValueError(
+                f"no check named {shown(name)}{did_you_mean(name, names)}; "
+                f"the checks are: {', '.join(listed) or 'none'}"
+            )
+        if probe is None:
+            self._probes.pop(name, None)
+        else:
+            self._probes[name] = probe
+
+    async def run_now(self) -> None:
+        """Run every check once more, now, and return once each of these runs is recorded.
+
+        A check in the middle of a run finishes it first, since runs never overlap; the run
+        asked for takes the place of the check's next scheduled one.
+
+        Raises:
+            MonitoringError: the checks are not running (the app has not started, or has
+                stopped), or they stopped before the runs were recorded.
+        """
+        if not self._checks:
+            return
+        if not self._tasks:
+            raise MonitoringError(
+                "the checks are not running: the app has not started "
+                "(in a test, start it with aiohttp_client(app))"
+            )
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[None]] = []
+        for config, _, _ in self._checks:
+            futures.append(loop.create_future())
+            self._asked.setdefault(config.name, []).append(futures[-1])
+            self._wake[config.name].set()
+        for outcome in await asyncio.gather(*futures, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _run_forever(self, config: CheckConfig, check: Check, state: CheckState) -> None:
         loop = asyncio.get_running_loop()
         period = config.sleep_time
+        wake = self._wake[config.name]
+        asked = self._asked.setdefault(config.name, [])
         if config.wait_for_listen is not None:  # a check of the app itself: not before it listens
             await wait_listening(*config.wait_for_listen, bound=period)
         start = loop.time()
         tick = 0
         while True:
+            wake.clear()
+            answered = len(asked)  # the runs asked for before this one started
             await self._run_once(config, check, state)
+            for future in asked[:answered]:
+                if not future.done():
+                    future.set_result(None)
+            del asked[:answered]
             # the next tick of the fixed grid start + n * period that is still ahead of us
             tick = max(tick + 1, int((loop.time() - start) / period) + 1)
             jitter = self._random.uniform(0.0, min(period * JITTER_SHARE, MAX_JITTER))
-            await asyncio.sleep(max(0.0, start + tick * period + jitter - loop.time()))
+            with contextlib.suppress(TimeoutError):  # until that tick, or a run asked for now
+                async with asyncio.timeout(max(0.0, start + tick * period + jitter - loop.time())):
+                    await wake.wait()
 
     async def _run_once(self, config: CheckConfig, check: Check, state: CheckState) -> None:
         """Run a check once under its timeout and record the result in ``state``.
@@ -138,9 +218,10 @@ class Scheduler:
         task = asyncio.current_task()
         started = loop.time()
         deadline = asyncio.timeout(config.timeout)
+        probe = self._probes.get(config.name, check.check)
         try:
             async with deadline:
-                up = bool(await check.check())
+                up = bool(await probe())
             result, reason = ("success", "") if up else ("failure", "the check returned False")
         except asyncio.CancelledError:
             if task is not None and task.cancelling():  # we are being stopped
