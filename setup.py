@@ -18,20 +18,28 @@ EXTRAS = {
     "postgres": ["asyncpg>=0.29"],
     "mysql": ["aiomysql>=0.2"],
     "msgpack": ["msgpack>=1.0"],
+    # tracing of publishes and handler runs: the API only; the SDK is the application's choice
+    "otel": ["opentelemetry-api>=1.20"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 EXTRAS["test"] = [
     *EXTRAS["all"],
     "pytest>=8",
     "pytest-asyncio>=0.24",
-    "pytest-aiohttp>=1.0",
+    "pytest-aiohttp>=1.0.5",  # its AiohttpClient type, which the testing examples use
     "pytest-timeout>=2.3",
     "build>=1.0",
     "pyyaml>=6.0",
     "hypothesis>=6.100",
+    # the tracing tests: the real SDK, and the instrumentations our spans must join
+    "opentelemetry-sdk>=1.20",
+    "opentelemetry-instrumentation-aiohttp-server>=0.45b0",
+    "opentelemetry-instrumentation-aio-pika>=0.45b0",
+    "aio-pika>=9.4",
 ]
 # The benchmarks' contenders and profilers (python -m benchmarks, scripts/bench).
-EXTRAS["bench"] = ["aio-pika>=9.4", "faststream[rabbit]>=0.5", "py-spy>=0.3", "pyinstrument>=4.6"]
+EXTRAS["bench"] = ["aio-pika>=9.4", "faststream[rabbit]>=0.5", "py-spy>=0.3", "pyinstrument>=4.6",
+                   "opentelemetry-sdk>=1.20"]  # fmt: skip
 EXTRAS["lint"] = ["ruff>=0.6", "mypy>=1.11", "tox>=4"]  # tox: the dependency-range envs
 EXTRAS["docs"] = ["sphinx>=7.2", "myst-parser>=3.0", "furo>=2024.1"]
 EXTRAS["dev"] = sorted({*EXTRAS["test"], *EXTRAS["lint"], *EXTRAS["docs"], "tox>=4"})

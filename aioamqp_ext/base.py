@@ -9,10 +9,13 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+from _aiohttp_booster.redact import shown
+
 from ._amqp import Connection
 from ._amqp.frames import table_problem
 from ._noloop import DONE, cancel_all
 from ._reconnect import Link
+from ._tracing import Tracing, tracing_for
 from .config import DEFAULT_URL, AmqpConfig, check_side
 from .errors import (
     AmqpConnectionError,
@@ -58,6 +61,10 @@ class BaseAmqp:
             (``(1, 10, 60)``; the last one repeats); None: retried at once.
         handler_timeout: seconds a handler may run; then it is cancelled and the message
             counts as failed (retried or dead-lettered). None: no limit.
+        queue_depth_interval: with metrics (``registry=``), read the queue's ready messages
+            and consumers every so many seconds (at least 0.1), a passive declare on a
+            channel of its own, for ``amqp_queue_messages`` and ``amqp_queue_consumers``;
+            None or 0: never.
         publisher_confirms: wait for the broker's confirm of each publish.
         connect_timeout: seconds to connect to one URL, and for each broker call.
         publish_timeout: seconds ``publish_message()`` may take, confirm included, waiting
@@ -73,6 +80,11 @@ class BaseAmqp:
             ``rabbitmqctl list_connections``); by default the class, pid and host.
         registry: a prometheus-client ``CollectorRegistry`` to record the ``amqp_*`` metrics
             in (see :mod:`aioamqp_ext.metrics`); None records none.
+        tracing: False turns OpenTelemetry tracing off. It is on when the ``otel`` extra is
+            installed and a tracer provider is set (``tracer_provider``, or the global one)
+            when the client connects.
+        tracer_provider: an OpenTelemetry tracer provider to trace with instead of the
+            global one.
 
     Raises:
         ConfigurationError: an invalid option (also a ValueError), naming it; also an option
@@ -105,6 +117,7 @@ class BaseAmqp:
         max_retries: int | None = None,
         retry_delays: Sequence[float] | None = None,
         handler_timeout: float | None = None,
+        queue_depth_interval: float | None = 15.0,
         publisher_confirms: bool = True,
         connect_timeout: float = 10.0,
         publish_timeout: float = 30.0,
@@ -115,6 +128,8 @@ class BaseAmqp:
         reconnect_max_delay: float = 5.0,
         connection_name: str | None = None,
         registry: CollectorRegistry | None = None,
+        tracing: bool = True,
+        tracer_provider: Any = None,
     ) -> None:
         if self._side is not None:
             check_side(type(self).__name__, self._side, {
@@ -122,6 +137,7 @@ class BaseAmqp:
                 "dead_letter_exchange": dead_letter_exchange, "queue_arguments": queue_arguments,
                 "max_retries": max_retries, "close_timeout": close_timeout,
                 "retry_delays": retry_delays, "handler_timeout": handler_timeout,
+                "queue_depth_interval": queue_depth_interval,
                 "publisher_confirms": publisher_confirms,
             })  # fmt: skip
         if loop is not None:
@@ -147,6 +163,7 @@ class BaseAmqp:
             max_retries=max_retries,
             retry_delays=retry_delays,
             handler_timeout=handler_timeout,
+            queue_depth_interval=queue_depth_interval,
             publisher_confirms=publisher_confirms,
             connect_timeout=connect_timeout,
             publish_timeout=publish_timeout,
@@ -167,6 +184,19 @@ class BaseAmqp:
         self._close_done = asyncio.Event()
         self._metrics: ConsumerMetrics | ProducerMetrics | None = None
         self._reconnects = 0
+        if not isinstance(tracing, bool):
+            raise ConfigurationError(
+                f"{type(self).__name__}: tracing: expected True or False, got {shown(tracing)}"
+            )
+        get_tracer = getattr(tracer_provider, "get_tracer", None)
+        if tracer_provider is not None and not callable(get_tracer):
+            raise ConfigurationError(
+                f"{type(self).__name__}: tracer_provider: expected an OpenTelemetry "
+                f"TracerProvider (with get_tracer), got {type(tracer_provider).__name__}"
+            )
+        self._tracing_options = (tracing, tracer_provider)
+        #: spans of publishes and handler runs; decided on connecting (None: not traced)
+        self._tracing: Tracing | None = tracing_for(tracing, tracer_provider)
         if registry is not None:
             self.attach_metrics(registry)
 
@@ -275,6 +305,7 @@ class BaseAmqp:
 
     async def _setup(self, conn: Connection) -> None:
         """Declare what this side needs on a new connection (the exchange, here)."""
+        self._tracing = tracing_for(*self._tracing_options)  # a provider set since is used
         cfg = self.config
         if cfg.exchange:
             await conn.declare_exchange(

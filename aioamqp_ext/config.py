@@ -7,7 +7,7 @@ import os
 import socket
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -37,7 +37,7 @@ _EXCHANGE_TYPES = ("direct", "topic", "fanout", "headers")
 CONSUMER_OPTIONS: Mapping[str, tuple[Any, ...]] = MappingProxyType({
     "prefetch_count": (1,), "prefetch_size": (0,), "dead_letter_exchange": (None,),
     "queue_arguments": (None, {}), "max_retries": (None, 0), "close_timeout": (30.0,),
-    "retry_delays": (None, ()), "handler_timeout": (None,),
+    "retry_delays": (None, ()), "handler_timeout": (None,), "queue_depth_interval": (15.0,),
 })  # fmt: skip
 #: options only a producer uses, with the values that leave it unused (not given)
 PRODUCER_OPTIONS: Mapping[str, tuple[Any, ...]] = MappingProxyType({"publisher_confirms": (True,)})
@@ -45,6 +45,8 @@ PRODUCER_OPTIONS: Mapping[str, tuple[Any, ...]] = MappingProxyType({"publisher_c
 _ACCEPTED_ON_BOTH_IN_2018 = ("prefetch_count", "prefetch_size")
 #: the longest retry delay: RabbitMQ's x-message-ttl is at most 2**32 - 1 milliseconds
 MAX_RETRY_DELAY = (2**32 - 1) / 1000
+#: the shortest queue_depth_interval: at most ten passive declares a second per consumer
+MIN_QUEUE_DEPTH_INTERVAL = 0.1
 
 
 def check_side(where: str, side: str, options: Mapping[str, Any]) -> None:
@@ -257,6 +259,7 @@ class AmqpConfig:
     max_retries: int = 0
     retry_delays: tuple[float, ...] = ()
     handler_timeout: float | None = None
+    queue_depth_interval: float | None = 15.0
     publisher_confirms: bool = True
     connect_timeout: float = 10.0
     publish_timeout: float = 30.0
@@ -390,6 +393,18 @@ class AmqpConfig:
         timeout = self.handler_timeout
         if timeout is not None and not _seconds(timeout):
             raise fail("handler_timeout", "expected a number of seconds > 0, or None")
+        interval = self.queue_depth_interval
+        off = interval is None or (type(interval) in (int, float) and interval == 0)
+        if (
+            interval is not None
+            and not off
+            and not (_seconds(interval) and interval >= MIN_QUEUE_DEPTH_INTERVAL)
+        ):
+            raise fail(
+                "queue_depth_interval",
+                f"expected seconds between {MIN_QUEUE_DEPTH_INTERVAL:g} and {MAX_SECONDS:.0f}, "
+                "or None or 0 (off)",
+            )
         if not all(isinstance(key, str) for key in self.queue_arguments):
             raise fail("queue_arguments", "expected str keys")
         derived = [f"{self.queue}.dlq"] if dlx else []
@@ -397,6 +412,13 @@ class AmqpConfig:
         for queue in derived:  # the names we make from the queue's must fit too
             if len(queue.encode()) > 255:
                 raise fail("queue", f"too long for the queue {queue!r} made from it (255 bytes)")
+
+    def __repr__(self) -> str:
+        # bounded, whatever the options hold (a queue argument may be any size)
+        shown_fields = [f"urls=({', '.join(repr(url.masked) for url in self.urls)},)"]
+        shown_fields += [f"{item.name}={shown(getattr(self, item.name))}"
+                         for item in fields(self) if item.name != "urls"]  # fmt: skip
+        return f"AmqpConfig({', '.join(shown_fields)})"
 
     def retry_delay(self, retries: int) -> float | None:
         """Seconds a message that failed ``retries + 1`` times waits before its next attempt

@@ -7,10 +7,12 @@ import inspect
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from ._amqp import Connection, Delivery
+from ._tracing import failed
 from .base import BaseAmqp
 from .errors import (
     AmqpConnectionError,
@@ -23,6 +25,8 @@ from .message import RETRY_HEADER, Message
 from .serializers import Serializer, serializer_for
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from .metrics import ConsumerMetrics
 
 __all__ = ["BaseConsumer"]
@@ -57,6 +61,8 @@ class BaseConsumer(BaseAmqp):
     _handler_problem: ClassVar[str | None] = None
     #: told of each failed message and why (the testing harness's outcomes); None: nobody
     _observer: Callable[[Delivery, Exception], None] | None = None
+    #: reads the queue's depth for the metrics (see _watch_depth); None: not running
+    _depth_task: asyncio.Task[None] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -74,6 +80,7 @@ class BaseConsumer(BaseAmqp):
         self._stop: asyncio.Event | None = None
         self._lost_error: AmqpConnectionError | None = None
         self._serializers: dict[str | None, Serializer] = {}  # by content type, as received
+        self._depth_task = None
 
     if TYPE_CHECKING:  # either form type-checks in a subclass: (data) or (data, message)
         process_request: Callable[..., Any]
@@ -130,12 +137,68 @@ class BaseConsumer(BaseAmqp):
         await conn.qos(cfg.prefetch_count, cfg.prefetch_size)
         self._consumer_tag = await conn.consume(cfg.queue, lambda d: self._dispatch(conn, d))
         logger.info("%s consuming queue %r", type(self).__name__, cfg.queue)
+        self._watch_depth()
+
+    def attach_metrics(self, registry: CollectorRegistry) -> None:
+        """Record this consumer's ``amqp_*`` metrics in ``registry``; idempotent. Attached
+        while consuming, the queue's depth is read from now on too.
+
+        Args:
+            registry: a prometheus-client ``CollectorRegistry``, e.g. a monitoring app's.
+        """
+        super().attach_metrics(registry)
+        self._watch_depth()
+
+    def _watch_depth(self) -> None:
+        """Start reading the queue's depth for the metrics, once consuming with metrics on a
+        ``queue_depth_interval``; a no-op if it runs already, or cannot run."""
+        interval = self.config.queue_depth_interval
+        task = self._depth_task
+        consuming = getattr(self, "_consumer_tag", None) is not None  # unset while constructed
+        if not interval or self._metrics is None or not consuming or self._closed:
+            return
+        if task is not None and not task.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # attached from outside the loop: started with the next setup
+            return
+        if loop is self._loop:
+            self._depth_task = loop.create_task(self._poll_depth(float(interval)))
+
+    async def _poll_depth(self, interval: float) -> None:
+        """Read the queue's ready messages and consumers every ``interval`` seconds until
+        closed. Never on the consuming channel, never fatal: a round that fails (no
+        connection, no answer in time, the queue gone) drops the reading, is logged at debug
+        level and is skipped; the next round tries again."""
+        queue = self.config.queue
+        while True:
+            link, metrics = self._link, self._metrics
+            conn = link.conn if link is not None else None
+            if metrics is not None:
+                if conn is None or not conn.is_open:
+                    metrics.depth = None  # reconnecting: unknown, not the last value
+                else:
+                    try:
+                        ready, consumers = await conn.queue_state(queue)
+                    except Exception as exc:  # a metric must never take the consumer down
+                        metrics.depth = None
+                        logger.debug(
+                            "%s: queue %r: its depth was not read this round (%s)",
+                            type(self).__name__, queue, exc,
+                            exc_info=not isinstance(exc, AmqpExtError),
+                        )  # fmt: skip
+                    else:
+                        metrics.depth = (ready, consumers, time.monotonic())
+            await asyncio.sleep(interval)
 
     def _dispatch(self, conn: Connection, delivery: Delivery) -> None:
         """Run the handler as a task: aioamqp would otherwise run one message at a time."""
         handling = self._handle(conn, delivery)
         metrics = self._metrics
         coro = handling if metrics is None else metrics.timed(handling)
+        if self._tracing is not None:  # a CONSUMER span around the whole handling
+            coro = self._tracing.consuming(coro, delivery, self.config.queue)
         if _EAGER:
             loop = asyncio.get_running_loop()
             task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
@@ -160,6 +223,8 @@ class BaseConsumer(BaseAmqp):
         except Exception as exc:  # any serializer failure makes the message poison
             if self._observer is not None:
                 self._observer(delivery, exc)
+            if self._tracing is not None:
+                failed(exc)
             logger.error(
                 "%s rejected: cannot deserialize (%s)",
                 self._where(delivery),
@@ -251,6 +316,8 @@ class BaseConsumer(BaseAmqp):
         """Retry a failed message (republish with a counter, then ack) or reject it."""
         if self._observer is not None:
             self._observer(delivery, error)
+        if self._tracing is not None:
+            failed(error)
         where = self._where(delivery)
         retries = delivery.headers.get(RETRY_HEADER, 0)
         retries = retries if isinstance(retries, int) else 0
@@ -312,6 +379,12 @@ class BaseConsumer(BaseAmqp):
 
     async def _shutdown(self) -> None:
         """Stop taking messages, let in-flight handlers finish (up to close_timeout), close."""
+        depth_task, self._depth_task = self._depth_task, None
+        if depth_task is not None and not self._orphaned():
+            depth_task.cancel()
+            await asyncio.wait({depth_task})
+        if self._metrics is not None:
+            self._metrics.depth = None  # no reading any more, rather than a stale one
         conn = self._link.conn if self._link is not None else None
         tag = self._consumer_tag
         if conn is not None and tag is not None and conn.is_open and not self._orphaned():
@@ -410,7 +483,7 @@ class BaseConsumer(BaseAmqp):
         *,
         handle_signals: bool = True,
         monitoring_port: int | None = None,
-        monitoring_host: str = "127.0.0.1",
+        monitoring_host: str = "0.0.0.0",  # noqa: S104 - scraped and probed from outside
     ) -> None:
         """Blocking entry point for a worker's ``main``: :meth:`serve` on a new event loop.
 
@@ -419,7 +492,10 @@ class BaseConsumer(BaseAmqp):
             monitoring_port: also serve ``/ping``, ``/metrics`` (the ``amqp_*`` metrics) and
                 ``/ready`` (200 while connected and consuming) on this port, through
                 ``aiohttp_prometheus_monitoring.worker.serve_worker``; None: no HTTP server.
-            monitoring_host: the address that server listens on (``0.0.0.0`` in a container).
+            monitoring_host: the address that server listens on: by default every address
+                (as prometheus_client's ``start_http_server`` and aiohttp's ``run_app`` do),
+                so that Prometheus and the orchestrator's probes reach it in a container;
+                ``"127.0.0.1"`` keeps it on this machine.
         """
         if monitoring_port is None:
             asyncio.run(self.serve(handle_signals=handle_signals))

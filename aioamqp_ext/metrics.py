@@ -12,6 +12,10 @@ to it:
 - ``amqp_messages_in_flight{queue}``: handlers running now;
 - ``amqp_handler_timeouts_total{queue}``: handlers cancelled at ``handler_timeout`` (their
   messages also count as ``retry`` or ``dead_letter``);
+- ``amqp_queue_messages{queue}`` and ``amqp_queue_consumers{queue}``: the messages ready in
+  the consumer's queue and the consumers it has (all processes'), as the broker answered the
+  consumer's last passive declare (every ``queue_depth_interval`` seconds, on a channel of its
+  own); absent until the first answer and after a round that failed;
 - ``amqp_messages_published_total{exchange,result}``: publishes, ``result`` one of
   ``confirmed``, ``nacked``, ``returned`` (unroutable) or ``failed`` (timeout, lost
   connection, closed);
@@ -79,7 +83,7 @@ class _ClientMetrics:
 class ConsumerMetrics(_ClientMetrics):
     """The numbers of one consumer's queue: settled messages by result and handling times."""
 
-    __slots__ = ("counts", "handling", "queue", "timeouts")
+    __slots__ = ("counts", "depth", "handling", "queue", "timeouts")
 
     def __init__(self, client: BaseAmqp, queue: str, bounds: Sequence[float]) -> None:
         super().__init__(client)
@@ -87,6 +91,8 @@ class ConsumerMetrics(_ClientMetrics):
         self.counts = [0, 0, 0]  # ack, dead_letter, retry
         self.handling = Histogram(bounds)
         self.timeouts = 0  # handlers cancelled at handler_timeout
+        #: (ready messages, consumers, when read: time.monotonic()) of the queue, or None
+        self.depth: tuple[int, int, float] | None = None
 
     async def timed(self, handling: Coroutine[Any, Any, None]) -> None:
         """Await ``handling`` (one message, delivery to settlement) and record how long it took."""
@@ -150,6 +156,8 @@ class AmqpCollector:
         GaugeMetricFamily,
         CounterMetricFamily,
         CounterMetricFamily,
+        GaugeMetricFamily,
+        GaugeMetricFamily,
     ]:
         return (
             CounterMetricFamily("amqp_messages_consumed", "Messages a consumer settled, by "
@@ -167,13 +175,25 @@ class AmqpCollector:
             CounterMetricFamily("amqp_reconnects", "AMQP connections healed after a loss."),
             CounterMetricFamily("amqp_handler_timeouts", "Handlers cancelled at "
                                 "handler_timeout, by queue.", labels=["queue"]),
+            GaugeMetricFamily("amqp_queue_messages", "Messages ready in the queue, as the "
+                              "broker last answered the consumer's passive declare.",
+                              labels=["queue"]),
+            GaugeMetricFamily("amqp_queue_consumers", "Consumers of the queue (every "
+                              "process's), as the broker last answered the consumer's "
+                              "passive declare.", labels=["queue"]),
         )  # fmt: skip
 
     def collect(self) -> Iterator[Metric]:
         """The families from the numbers so far (several clients of a queue are summed)."""
-        consumed, handling, in_flight, published, up, reconnects, timeouts = self._families()
+        (consumed, handling, in_flight, published, up, reconnects, timeouts, messages,
+         consumers) = self._families()  # fmt: skip
         by_queue: dict[str, tuple[list[int], Histogram, list[int]]] = {}
+        depths: dict[str, tuple[int, int, float]] = {}  # the latest answer per queue
         for series in list(self.consumers):
+            depth = series.depth
+            if depth is not None and (series.queue not in depths or
+                                      depth[2] > depths[series.queue][2]):  # fmt: skip
+                depths[series.queue] = depth
             counts, handled, running = by_queue.setdefault(
                 series.queue, ([0] * 3, Histogram(series.handling.bounds), [0, 0])
             )
@@ -188,6 +208,9 @@ class AmqpCollector:
             handling.add_metric([queue], handled.buckets(), handled.total)
             in_flight.add_metric([queue], running[0])
             timeouts.add_metric([queue], running[1])
+        for queue, (ready, consuming, _) in depths.items():
+            messages.add_metric([queue], ready)
+            consumers.add_metric([queue], consuming)
         by_exchange: dict[str, list[int]] = {}
         for pub in list(self.producers):
             counts = by_exchange.setdefault(pub.exchange, [0] * 4)
@@ -201,7 +224,8 @@ class AmqpCollector:
         connected = bool(open_clients) and all(client.is_connected for client in open_clients)
         up.add_metric([], float(connected))
         reconnects.add_metric([], sum(client.reconnects for client in clients))
-        yield from (consumed, handling, in_flight, published, up, reconnects, timeouts)
+        yield from (consumed, handling, in_flight, published, up, reconnects, timeouts,
+                    messages, consumers)  # fmt: skip
 
 
 _collectors: weakref.WeakKeyDictionary[CollectorRegistry, AmqpCollector] = (

@@ -102,6 +102,10 @@ class BaseProducer(BaseAmqp):
             async with asyncio.timeout(timeout):
                 await self._consume_replies()
                 publishing = self._publish(body, key, props, False)
+                if self._tracing is not None:
+                    publishing = self._tracing.publishing(
+                        publishing, self.config.exchange, key, props
+                    )
                 await (publishing if self._metrics is None else self._metrics.counted(publishing))
                 return await waiter
         except TimeoutError as exc:
@@ -213,6 +217,18 @@ class BaseProducer(BaseAmqp):
         body = self.config.serializer.serialize(payload)
         props = self._properties(properties)
         metrics = self._metrics
+        tracing = self._tracing
+        if tracing is not None:  # a PRODUCER span, its context in the headers
+            exchange = self.config.exchange
+
+            def publish() -> Coroutine[Any, Any, None]:
+                return tracing.publishing(
+                    self._publish(body, key, props, mandatory), exchange, key, props
+                )
+
+            if metrics is not None:
+                return self._now_or_later(lambda: metrics.counted(publish()))
+            return self._now_or_later(publish)
         if metrics is not None:
             return self._now_or_later(
                 lambda: metrics.counted(self._publish(body, key, props, mandatory))

@@ -132,7 +132,7 @@ async def serve_worker(
     consumer: AmqpConsumer,
     config: Mapping[str, Any] | None = None,
     *,
-    host: str = "127.0.0.1",
+    host: str = "0.0.0.0",  # noqa: S104 - scraped and probed from outside the container
     port: int | None = 9101,
     clients: tuple[AmqpClient, ...] = (),
     handle_signals: bool = True,
@@ -145,7 +145,10 @@ async def serve_worker(
     Args:
         consumer: an ``aioamqp_ext.BaseConsumer``; its ``serve()`` is awaited.
         config: the worker's MONITORING dict (see :func:`setup_worker_monitoring`).
-        host: where the HTTP server listens.
+        host: where the HTTP server listens: every address by default, as
+            prometheus_client's ``start_http_server`` and aiohttp's ``run_app`` do (Prometheus
+            and the orchestrator's probes reach it in a container); ``"127.0.0.1"`` keeps it
+            on this machine.
         port: its port; None for no HTTP server (pushing only).
         clients: further clients to monitor (a producer the worker publishes with).
         handle_signals: let the consumer handle SIGINT/SIGTERM.

@@ -203,6 +203,8 @@ class Ours:
     name = "aioamqp_ext"
     kinds = frozenset({CONSUME, CONSUME_MESSAGE, PUBLISH, REQUEST})
     metrics = False  # record the amqp_* consumer metrics in a registry of the run's own
+    #: the rows it runs in, among those of its kinds (None: all of them)
+    rows: tuple[str, ...] | None = None
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -216,7 +218,7 @@ class Ours:
             async def process_request(self, data: Any) -> None:
                 counter.hit()
 
-        options: dict[str, Any] = {}
+        options = self.options()
         if self.metrics:
             from prometheus_client import CollectorRegistry
 
@@ -225,7 +227,15 @@ class Ours:
         await consumer.consume()
         await counter.done.wait()
         await consumer.close()
+        self.closed()
         return counter.elapsed
+
+    def options(self) -> dict[str, Any]:
+        """More keywords of the consumer (tracing's, in the tracing contenders)."""
+        return {}
+
+    def closed(self) -> None:
+        """After a consume run (the tracing contender shuts its SDK down)."""
 
     async def consume_message(self, queue: str, n: int, prefetch: int) -> float:
         """``consume``, the handler taking ``(data, message)`` and reading ``message_id``."""
@@ -290,6 +300,49 @@ class Ours:
             elapsed = await wait_count(count, n, time.perf_counter() - elapsed)
         await producer.close()
         return elapsed
+
+
+class OursUntraced(Ours):
+    """The consumer with tracing turned off explicitly: what it does without the otel extra
+    (``tracing_for`` answers None either way, so the hot path is the same one)."""
+
+    name = "aioamqp_ext, tracing=False"
+    kinds = frozenset({CONSUME})
+    rows = ("consume, no-op handler, prefetch 100",)
+
+    def options(self) -> dict[str, Any]:
+        return {"tracing": False}
+
+
+class OursTraced(Ours):
+    """The consumer tracing with the OpenTelemetry SDK: a CONSUMER span per message, batched
+    to an exporter that drops them (the SDK's cost, not an exporter's)."""
+
+    name = "aioamqp_ext + tracing (SDK)"
+    kinds = frozenset({CONSUME})
+    rows = ("consume, no-op handler, prefetch 100",)
+    provider: Any = None
+
+    def options(self) -> dict[str, Any]:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+
+        class Dropped(SpanExporter):
+            def export(self, spans: Any) -> SpanExportResult:
+                return SpanExportResult.SUCCESS
+
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(BatchSpanProcessor(Dropped()))
+        return {"tracer_provider": self.provider}
+
+    def closed(self) -> None:
+        if self.provider is not None:
+            self.provider.shutdown()
+            self.provider = None
 
 
 class OursWithMetrics(Ours):
@@ -428,6 +481,13 @@ def available(url: str) -> list[Any]:
         pass
     else:
         contenders.append(OursWithMetrics(url))
+    try:
+        BaseConsumer(url=url, queue="probe", tracing=False)
+        import opentelemetry.sdk.trace  # noqa: F401
+    except (TypeError, ImportError):  # an aioamqp_ext without tracing, or no SDK
+        pass
+    else:
+        contenders += [OursUntraced(url), OursTraced(url)]
     try:
         import aio_pika  # noqa: F401
     except ImportError:

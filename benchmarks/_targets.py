@@ -49,6 +49,8 @@ def targets_table(amqp_series: Sequence[Series] | None, results: monitoring.Resu
                   above=True),
             _line("metrics on: >= 0.9x of consume without",
                   ratio(amqp.CONSUME_100, "aioamqp_ext + metrics", ours), 0.9, above=True),
+            _line("otel installed, no provider: >= 0.97x of tracing=False",
+                  ratio(amqp.CONSUME_100, ours, "aioamqp_ext, tracing=False"), 0.97, above=True),
             _line("request/reply, 100 in flight >= 1.5x aio-pika",
                   ratio(amqp.REQUEST_REPLY, ours, pika), 1.5, above=True),
         ]  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -143,14 +144,15 @@ async def run(url: str, size: str, rows: tuple[str, ...] = ROWS,
         for row, n, kind, how in plans:
             if row not in rows:
                 continue
-            runners = [c for c in contenders if kind in c.kinds]
+            runners = [c for c in contenders if kind in c.kinds
+                       and row in (getattr(c, "rows", None) or (row,))]  # fmt: skip
             unit = UNITS.get(row, "msg/s")
             series = {c.name: Series(row, c.name, unit) for c in runners}
             results += series.values()
             for round_ in range(sizes.rounds):
                 shift = round_ % len(runners)
                 for contender in runners[shift:] + runners[:shift]:
-                    label = contender.name.split()[-1].lower()
+                    label = re.sub(r"[^a-z0-9_]+", "-", contender.name.lower()).strip("-")
                     if kind == REQUEST:  # its server declares it
                         queue = admin.new_name(f"rpc.{label}")
                     else:

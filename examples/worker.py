@@ -4,9 +4,11 @@
     curl http://127.0.0.1:9101/metrics      # amqp_messages_consumed_total, handling latency
     curl http://127.0.0.1:9101/ready        # 200 while connected and consuming, else 503
 
-A message whose handler raises, or whose body is not JSON, goes to the queue ``orders.dlq``;
-up to 10 messages are handled at once; SIGTERM or SIGINT lets them finish, acks them and
-exits; a lost broker connection is healed and consuming resumes.
+The monitoring listens on every address (port ``MONITORING_PORT``), so that Prometheus and
+the probes of a container's orchestrator reach it; it also shows the queue's depth
+(``amqp_queue_messages``). A message whose handler raises, or whose body is not JSON, goes to
+the queue ``orders.dlq``; up to 10 messages are handled at once; SIGTERM or SIGINT lets them
+finish, acks them and exits; a lost broker connection is healed and consuming resumes.
 """
 
 import logging

@@ -7,6 +7,7 @@ writing everything a loop iteration produced in one go keeps throughput close to
 from __future__ import annotations
 
 import asyncio
+import math
 import struct
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -122,6 +123,9 @@ def _keys_problem(value: Any, depth: int) -> str | None:
         for item in value:
             if (problem := _keys_problem(item, depth + 1)) is not None:
                 return problem
+    elif isinstance(value, float) and not math.isfinite(value):
+        # RabbitMQ cannot hold it: it closes the connection (541), and a retried publish again
+        return f"the float {value!r} cannot be sent: RabbitMQ closes the connection over it"
     elif isinstance(value, float) and not _single(value):
         return (
             f"the float {value!r:.30} would arrive changed: pamqp sends floats in 32 bits; "

@@ -269,6 +269,15 @@ class MemoryConnection:
             )
         return len(queue.messages)
 
+    async def queue_state(self, queue: str) -> tuple[int, int]:
+        """``queue``'s ready messages and consumers: ``(message_count, consumer_count)``."""
+        what = f"queue {queue!r} (passive check for its depth)"
+        self._check_open(what)
+        found = self.broker.queues.get(queue)
+        if found is None:
+            raise TopologyError(f"{what}: refused by {self.url}: 404 NOT_FOUND (in memory)")
+        return len(found.messages), len(found.consumers)
+
     async def bind_queue(self, queue: str, exchange: str, routing_key: str) -> None:
         """Bind ``queue`` to ``exchange`` with ``routing_key``."""
         what = f"binding of queue {queue!r} to exchange {exchange!r} with key {routing_key!r}"

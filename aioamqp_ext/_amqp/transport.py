@@ -11,7 +11,11 @@ aioamqp 0.15 is unmaintained; what it gets wrong is covered here:
 - on missed heartbeats it closes the socket gracefully, which never completes on a stalled
   link, so the socket is aborted here instead;
 - a lost connection or a channel closed by the broker fails every waiting publish at once,
-  and ``on_lost`` is told, so the owner can heal the connection underneath its API.
+  and ``on_lost`` is told, so the owner can heal the connection underneath its API;
+- an aioamqp call given up on leaves its waiter behind (a second call of the same kind then
+  fails, and a late answer is set on a cancelled future), so :meth:`Connection.queue_state`
+  never cancels its passive declare: a round that times out leaves it pending, and the next
+  round waits for that one instead of sending another.
 """
 
 from __future__ import annotations
@@ -38,22 +42,30 @@ _DRAIN_ABOVE = 256 * 1024  # bytes buffered before a publish waits for the socke
 
 
 class _Channel(aioamqp.channel.Channel):  # type: ignore[misc]  # aioamqp is untyped
-    """aioamqp's channel, reporting confirms and closure to its :class:`Connection`."""
+    """aioamqp's channel, reporting confirms and closure to its :class:`Connection`.
 
-    def __init__(self, *args: Any, owner: Connection, **kwargs: Any) -> None:
+    A side channel (``owner`` None, for queue statistics) reports nothing: its closure by the
+    broker (a queue that does not exist) leaves the connection and the main channel alone.
+    """
+
+    def __init__(self, *args: Any, owner: Connection | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.owner = owner
 
     async def basic_server_ack(self, frame: Any) -> None:
-        self.owner._settle(frame.delivery_tag, frame.multiple, nacked=False)
+        if self.owner is not None:  # a side channel confirms nothing
+            self.owner._settle(frame.delivery_tag, frame.multiple, nacked=False)
 
     async def basic_server_nack(self, frame: Any, delivery_tag: Any = None) -> None:
-        self.owner._settle(frame.delivery_tag, frame.multiple, nacked=True)
+        if self.owner is not None:
+            self.owner._settle(frame.delivery_tag, frame.multiple, nacked=True)
 
     def connection_closed(
         self, server_code: Any = None, server_reason: Any = None, exception: Any = None
     ) -> None:
         super().connection_closed(server_code, server_reason, exception)
+        if self.owner is None:  # a side channel: its caller gets the error
+            return
         if self.protocol.close_reason:
             reason = self.protocol.close_reason
         elif server_code:
@@ -107,6 +119,9 @@ class Connection:
         self._lost: str | None = None
         self._closing = False
         self._outbox: Outbox | None = None  # publishes, acks and rejects, written in batches
+        self._side: Any = None  # the side channel of queue_state, opened on first use
+        self._side_opening = asyncio.Lock()  # callers for two queues open one channel
+        self._states: dict[str, asyncio.Task[tuple[int, int]]] = {}  # passive declares sent
 
     async def connect(self, *, heartbeat: int, confirms: bool, name: str) -> None:
         """Connect, open the channel, enable confirms if asked; ``name`` is shown by the broker.
@@ -227,6 +242,60 @@ class Connection:
             topology=True,
         )
         return int(result["message_count"])
+
+    async def queue_state(self, queue: str) -> tuple[int, int]:
+        """``queue``'s ready messages and consumers: ``(message_count, consumer_count)``.
+
+        A passive ``queue.declare`` on a second channel of this connection (opened on the
+        first call, kept, reopened after the broker closed it), never on the main channel:
+        consuming, acks and confirms are untouched. Not for a hot path: one round trip.
+
+        Raises:
+            TopologyError: the queue does not exist (or is exclusive to another connection);
+                the broker closed the side channel only, the connection stays up.
+            AmqpTimeoutError: no answer within ``timeout``. The connection stays up (unlike
+                the other calls), and the declare stays pending: the next call for the same
+                queue waits for that answer instead of sending another.
+            AmqpConnectionError: the connection is closed or lost.
+        """
+        what = f"queue {queue!r} (passive check for its depth)"
+        self._check_open(what)
+        pending = self._states.get(queue)
+        if pending is None or pending.done():
+            pending = asyncio.ensure_future(self._declare_passive(what, queue))
+            pending.add_done_callback(_retrieved)
+            self._states[queue] = pending
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.shield(pending)
+        except TimeoutError:
+            raise AmqpTimeoutError(
+                f"{what}: no answer from {self.url} within {self.timeout:g} s"
+            ) from None
+
+    async def _declare_passive(self, what: str, queue: str) -> tuple[int, int]:
+        try:
+            async with self._side_opening:
+                side = self._side
+                if side is None or not side.is_open:
+                    side = self._side = await self._protocol.channel()  # a _Channel, no owner
+            result = await side.queue_declare(queue, passive=True)
+        except aioamqp.ChannelClosed as exc:
+            if exc.code in (403, 404, 405, 406):
+                raise TopologyError(
+                    f"{what}: refused by {self.url}: {exc.code} {exc.message}"
+                ) from None
+            raise AmqpConnectionError(
+                f"{what}: {self._lost or _describe(exc)} ({self.url})"
+            ) from None
+        except (OSError, aioamqp.AioamqpException) as exc:
+            raise AmqpConnectionError(
+                f"{what}: {self._lost or _describe(exc)} ({self.url})"
+            ) from None
+        finally:
+            if self._states.get(queue) is asyncio.current_task():
+                del self._states[queue]
+        return int(result["message_count"]), int(result["consumer_count"])
 
     async def bind_queue(self, queue: str, exchange: str, routing_key: str) -> None:
         """Bind ``queue`` to ``exchange`` with ``routing_key``."""
@@ -380,11 +449,18 @@ class Connection:
             self._transport.abort()
         names = ("worker", "_heartbeat_recv_worker", "_heartbeat_send_worker")
         tasks = [getattr(self._protocol, name, None) for name in names]
+        tasks += self._states.values()  # passive declares nobody will answer now
         running = [t for t in tasks if t is not None and t is not asyncio.current_task()]
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         self._closed("connection closed")
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """Mark a task's outcome read: a declare nobody waits for any more must not warn."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _describe(exc: BaseException) -> str:

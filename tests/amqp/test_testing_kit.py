@@ -28,6 +28,7 @@ from aioamqp_ext import (
     UnroutableError,
 )
 from aioamqp_ext.testing import ConsumerHarness, HarnessError, RecordingProducer
+from tests.amqp.conftest import wait_until
 
 
 class Seen(BaseConsumer):
@@ -360,3 +361,24 @@ def test_the_fixture_works_in_a_project_of_its_own(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 passed" in run.stdout
+
+
+async def test_the_queue_depth_metrics_work_in_memory() -> None:
+    """A consumer with metrics reads its queue's depth through the in-memory transport too."""
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    consumer = Gate(queue="orders", prefetch_count=1, registry=registry,
+                    queue_depth_interval=0.1)  # fmt: skip
+    async with ConsumerHarness(consumer) as harness:
+        first = asyncio.create_task(harness.deliver({"n": 1}))
+        waiting = [asyncio.create_task(harness.deliver({"n": n})) for n in (2, 3)]
+        await consumer.until_running(1)
+
+        def depth() -> float | None:
+            return registry.get_sample_value("amqp_queue_messages", {"queue": "orders"})
+
+        await wait_until(lambda: depth() == 2, 5, "amqp_queue_messages 2")
+        assert registry.get_sample_value("amqp_queue_consumers", {"queue": "orders"}) == 1
+        consumer.open.set()
+        await asyncio.gather(first, *waiting)

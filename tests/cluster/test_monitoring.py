@@ -34,7 +34,9 @@ async def served(consumer: BaseConsumer) -> AsyncIterator[str]:
     """The consumer run by ``serve_worker`` (as ``run(monitoring_port=...)`` does): its
     monitoring's base URL; stopped, and its task awaited, afterwards."""
     port = free_port()
-    task = asyncio.create_task(serve_worker(consumer, port=port, handle_signals=False))
+    task = asyncio.create_task(
+        serve_worker(consumer, host="127.0.0.1", port=port, handle_signals=False)
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         await poll(lambda: ready(base), timeout=30, interval=0.05)

@@ -105,7 +105,8 @@ async def exporter() -> AsyncIterator[Callable[..., Awaitable[Exporter]]]:
 @pytest.fixture
 async def prometheus(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[str]]]:
     """Factory: start a real Prometheus scraping ``targets`` every second (with a bearer
-    ``token`` if given); returns its URL.
+    ``token`` if given); returns its URL. ``jobs``: scrape configs of several jobs instead
+    (``job_name``, ``static_configs``...), each scraped every second too.
 
     It listens on a free loopback port, keeps its data in tmp_path, and is killed afterwards.
     """
@@ -116,14 +117,16 @@ async def prometheus(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[st
         pytest.skip("prometheus is missing: run scripts/tools")
     processes: list[asyncio.subprocess.Process] = []
 
-    async def start(targets: list[str], token: str | None = None) -> str:
+    async def start(
+        targets: list[str], token: str | None = None, *, jobs: list[dict[str, Any]] | None = None
+    ) -> str:
         config = tmp_path / "prometheus.yml"
         job: dict[str, Any] = {"job_name": "exporter", "static_configs": [{"targets": targets}]}
         if token is not None:
             job["authorization"] = {"credentials": token}
         config.write_text(json.dumps({  # JSON is YAML: no YAML writer needed
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-            "scrape_configs": [job],
+            "scrape_configs": [job] if jobs is None else jobs,
         }))  # fmt: skip
         port = free_port()
         process = await asyncio.create_subprocess_exec(

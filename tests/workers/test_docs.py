@@ -47,7 +47,7 @@ async def test_docs_worker_sample_serves_ready_and_pushes_at_shutdown(
         ('queue="billing"', f'queue="{amqp_names.queue}"'),
         ('"shop.dead"', f'"{amqp_names.dead_letter_exchange}"'),
         ("http://localhost:9091", pushgateway),
-        ("port=9101", f"port={port}"),
+        ("port=9101", f'host="127.0.0.1", port={port}'),  # the default: every address
     ):  # fmt: skip
         assert old in code, old
         code = code.replace(old, new)

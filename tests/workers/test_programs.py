@@ -23,26 +23,32 @@ from tests.proxy import FaultProxy
 from tests.workers.conftest import Program, get_text
 
 EXAMPLES = ROOT / "examples"
-# Runs a program with every handler of its BaseConsumer subclass slowed down by
-# HANDLER_DELAY seconds, so that concurrency and in-flight shutdown can be watched.
-SLOW = """
-import asyncio, os, runpy, sys
+# Runs a program with its worker's monitoring on loopback (worker.py sets no host: in
+# production it listens on every address) and, with HANDLER_DELAY set, every handler of its
+# BaseConsumer subclass slowed down by that many seconds, so that concurrency and in-flight
+# shutdown can be watched.
+HARNESS = """
+import asyncio, functools, os, runpy, sys
 import aioamqp_ext
 
-DELAY = float(os.environ["HANDLER_DELAY"])
+DELAY = os.environ.get("HANDLER_DELAY")
 
 
 def slow_down(cls, **kwargs):
     handler = cls.__dict__["process_request"]
 
     async def process_request(self, data):
-        await asyncio.sleep(DELAY)
+        await asyncio.sleep(float(DELAY))
         return await handler(self, data)
 
     cls.process_request = process_request
 
 
-aioamqp_ext.BaseConsumer.__init_subclass__ = classmethod(slow_down)
+if DELAY:
+    aioamqp_ext.BaseConsumer.__init_subclass__ = classmethod(slow_down)
+aioamqp_ext.BaseConsumer.run = functools.partialmethod(
+    aioamqp_ext.BaseConsumer.run, monitoring_host="127.0.0.1"
+)
 runpy.run_path(sys.argv[1], run_name="__main__")
 """
 
@@ -87,12 +93,13 @@ Start = Callable[..., Awaitable[Program]]
 @pytest.fixture
 def start(tmp_path: Path, example: Callable[..., Awaitable[Program]]) -> Start:
     """Factory: ``await start("worker.py", env, delay=...)``; killed afterwards."""
-    harness = tmp_path / "slow.py"
-    harness.write_text(SLOW)
+    harness = tmp_path / "harness.py"
+    harness.write_text(HARNESS)
 
     async def run(name: str, env: dict[str, str], delay: float | None = None) -> Program:
-        wrapper = () if delay is None else (str(harness),)
-        return await example(name, {"HANDLER_DELAY": str(delay), **env}, wrapper=wrapper)
+        wrapper = () if delay is None and name != "worker.py" else (str(harness),)
+        delayed = {} if delay is None else {"HANDLER_DELAY": str(delay)}
+        return await example(name, {**env, **delayed}, wrapper=wrapper)
 
     return run
 

@@ -196,7 +196,9 @@ async def test_worker_http_server_is_ready_only_while_connected_and_consuming(
     stop ends the worker."""
     port = free_port()
     consumer = Counting(url=amqp_url, queue=amqp_names.queue)
-    serving = asyncio.create_task(serve_worker(consumer, port=port, handle_signals=False))
+    serving = asyncio.create_task(
+        serve_worker(consumer, host="127.0.0.1", port=port, handle_signals=False)
+    )
     base = f"http://127.0.0.1:{port}"
     try:
 
