@@ -141,7 +141,11 @@ async def on_rabbitmq(
         history = ("retry",) * int(settled("retry")) + (result,)
         dead = []
         last_retries = consumer.last_retries if result == "ack" else 0
+        # the broker dead-letters after the reject: wait for it, then for nothing more
+        letters = await broker.take(names.dlq, 1) if result == "dead_letter" else []
         while (message := await broker.get(names.dlq)) is not None:
+            letters.append(message)
+        for message in letters:
             last_retries = message.headers.get(RETRY_HEADER, 0)
             try:
                 dead.append(JsonSerializer().deserialize(message.body))
