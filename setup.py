@@ -8,10 +8,18 @@ from pathlib import Path
 from setuptools import setup
 
 HERE = Path(__file__).parent
+# Where the project lives (README.md says so too): the repository, and the documentation built
+# from its docs/ on every release.
+REPOSITORY = "https://github.com/aiohttp-booster/aiohttp-booster"
+DOCUMENTATION = "https://aiohttp-booster.readthedocs.io/en/stable/"
+KEYWORDS = ["aiohttp", "asyncio", "rabbitmq", "amqp", "aioamqp", "consumer", "producer", "worker",
+            "prometheus", "monitoring", "health check", "readiness", "metrics"]  # fmt: skip
 
-# Upper bounds only where we use a dependency's internals (docs/development.md says which):
-# aioamqp (private hooks, fenced in aioamqp_ext/_amqp) and prometheus-client (its text format,
-# reproduced byte for byte in aiohttp_prometheus_monitoring/_exposition.py).
+# Upper bounds only where we use a dependency's internals or encode its wire format ("Dependency
+# bounds" in docs/development.md says which and why): aioamqp (private hooks, fenced in
+# aioamqp_ext/_amqp), pamqp (frames encoded by hand beside its own), prometheus-client (its text
+# format, reproduced byte for byte in _aiohttp_booster/prometheus.py). aiohttp's internals are
+# used only behind a version check with a public fallback, so it has no upper bound.
 EXTRAS = {
     "amqp": ["aioamqp>=0.15,<0.16", "pamqp>=3.1,<5"],
     "redis": ["redis>=5.0"],
@@ -29,6 +37,7 @@ EXTRAS["test"] = [
     "pytest-aiohttp>=1.0.5",  # its AiohttpClient type, which the testing examples use
     "pytest-timeout>=2.3",
     "build>=1.0",
+    "twine>=5.0",  # twine check --strict on the built sdist and wheel (tests/test_foundation.py)
     "pyyaml>=6.0",
     "hypothesis>=6.100",
     # the tracing tests: the real SDK, and the instrumentations our spans must join
@@ -46,7 +55,7 @@ EXTRAS["dev"] = sorted({*EXTRAS["test"], *EXTRAS["lint"], *EXTRAS["docs"], "tox>
 
 setup(
     name="aiohttp-booster",
-    version="0.1.0.dev0",
+    version="1.0.0",
     description=(
         "Booster for aiohttp services: RabbitMQ producer/consumer base classes (aioamqp_ext) "
         "and Prometheus health-check monitoring (aiohttp_prometheus_monitoring)"
@@ -54,6 +63,19 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",
+    author="aiohttp-booster developers",  # as in LICENSE
+    # a placeholder address until the project has a public one: replace before uploading
+    maintainer="aiohttp-booster maintainers",
+    maintainer_email="maintainers@aiohttp-booster.invalid",
+    url=REPOSITORY,
+    project_urls={
+        "Homepage": REPOSITORY,
+        "Documentation": DOCUMENTATION,
+        "Changelog": f"{DOCUMENTATION}changes.html",
+        "Source": REPOSITORY,
+        "Issues": f"{REPOSITORY}/issues",
+    },
+    keywords=KEYWORDS,
     python_requires=">=3.11",
     packages=[
         "_aiohttp_booster",
@@ -72,14 +94,19 @@ setup(
     # the fixtures of aioamqp_ext.testing (amqp_harness), inert unless a test asks for one
     entry_points={"pytest11": ["aiohttp_booster = _aiohttp_booster.pytest_plugin"]},
     classifiers=[
-        "Development Status :: 3 - Alpha",
+        "Development Status :: 5 - Production/Stable",
         "Framework :: AsyncIO",
         "Framework :: aiohttp",
         "Framework :: Pytest",
+        "Intended Audience :: Developers",
+        "Operating System :: OS Independent",
         "Programming Language :: Python :: 3 :: Only",
         "Programming Language :: Python :: 3.11",
         "Programming Language :: Python :: 3.12",
         "Programming Language :: Python :: 3.13",
+        "Topic :: Internet :: WWW/HTTP",
+        "Topic :: System :: Monitoring",
+        "Topic :: System :: Networking",
         "Typing :: Typed",
     ],
     zip_safe=False,

@@ -1,5 +1,6 @@
 """RabbitMQ producer and consumer base classes over aioamqp, with at-least-once delivery."""
 
+from _aiohttp_booster.legacy import warn_legacy_distributions
 from _aiohttp_booster.version import __version__
 
 from .base import BaseAmqp
@@ -29,6 +30,9 @@ from .serializers import (
     Serializer,
     TextSerializer,
 )
+
+# the 2018 distributions own these packages too: say how to repair such an installation
+warn_legacy_distributions()
 
 __all__ = [
     "AmqpConfig",

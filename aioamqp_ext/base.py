@@ -13,7 +13,8 @@ from _aiohttp_booster.redact import shown
 
 from ._amqp import Connection
 from ._amqp.frames import table_problem
-from ._noloop import DONE, cancel_all
+from ._legacy import Compat2018, accepts_2018_calls, moved, warn_deprecated
+from ._noloop import DONE, awaitable, cancel_all
 from ._reconnect import Link
 from ._tracing import Tracing, tracing_for
 from .config import DEFAULT_URL, AmqpConfig, check_side
@@ -36,20 +37,24 @@ __all__ = ["BaseAmqp"]
 logger = logging.getLogger(__name__)
 
 
-class BaseAmqp:
+class BaseAmqp(Compat2018):
     """Connection, topology options and lifecycle shared by producer and consumer.
 
     Args:
         url: broker URL (``amqp://`` or ``amqps://``), or a list of them tried in turn.
-        exchange: exchange to publish to or bind to; ``''`` is the default exchange.
+        exchange: exchange to publish to or bind to; ``''`` is the default exchange (None,
+            aioamqp-ext 0.1's default, means ``''`` and warns).
         exchange_type: ``'topic'``, ``'direct'``, ``'fanout'``, ``'headers'`` or an ``x-`` type.
         routing_key: a routing key or a list of them (the consumer binds each).
-        queue: the queue name (consumer: the queue to consume).
+        queue: the queue name (consumer: the queue to consume; producer: None means ``''``
+            and warns).
         prefetch_count: unacknowledged messages a consumer may hold, 0 for no limit.
         prefetch_size: prefetch window in bytes, 0 for none (RabbitMQ supports only 0).
         serializer: ``'json'``, ``'msgpack'``, ``'raw'``/``bytes``, ``'text'`` or an object
             with ``content_type``, ``serialize`` and ``deserialize``.
         loop: ignored, accepted for compatibility; passing it warns (DeprecationWarning).
+            An event loop as 4th positional argument, its place in aioamqp-ext 0.1, binds the
+            arguments after it in that order, and warns.
         durable: declare the exchange and queue durable.
         passive: only check that the exchange and queue exist; declare and bind nothing.
         dead_letter_exchange: dead-letter rejected messages through this exchange into
@@ -91,6 +96,8 @@ class BaseAmqp:
             of the other side (a producer given ``max_retries``, a consumer given
             ``publisher_confirms``). ``prefetch_count`` and ``prefetch_size``, which the 2018
             API took on a producer, only warn there (DeprecationWarning): they are ignored.
+        TypeError: None as 4th positional argument with more after it, which aioamqp-ext 0.1
+            read as ``loop`` and today as ``routing_key``: pass them by keyword.
     """
 
     #: ``'producer'`` or ``'consumer'``: refuses the other side's options (None: both)
@@ -98,6 +105,7 @@ class BaseAmqp:
     #: makes the connection for a URL; :mod:`aioamqp_ext.testing` sets an in-memory one
     _transport: Callable[..., Connection] = Connection
 
+    @accepts_2018_calls  # loop 4th positional, exchange=None, queue=None (see _legacy)
     def __init__(
         self,
         url: str | Sequence[str] = DEFAULT_URL,
@@ -141,11 +149,7 @@ class BaseAmqp:
                 "publisher_confirms": publisher_confirms,
             })  # fmt: skip
         if loop is not None:
-            warnings.warn(
-                f"{type(self).__name__}: loop= is ignored; the running loop is used",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+            warn_deprecated(f"{type(self).__name__}: loop= is ignored; the running loop is used")
         self.config = AmqpConfig.from_options(
             where=type(self).__name__,
             url=url,
@@ -315,6 +319,7 @@ class BaseAmqp:
     def _on_lost(self, error: AmqpConnectionError) -> None:
         """The connection broke under us (the link logged it and, if enabled, heals it)."""
 
+    @awaitable
     def close(self) -> Coroutine[Any, Any, None]:
         """Close the connection; idempotent.
 
@@ -396,3 +401,17 @@ class BaseAmqp:
         link = getattr(self, "_link", None)
         if link is not None and link.conn is not None and not self._closed:
             warnings.warn(f"{self!r} was not closed", ResourceWarning, stacklevel=1)
+
+
+#: aioamqp-ext 0.1's constants of this module: their values, and what to use instead
+_MOVED: dict[str, tuple[object, str]] = {
+    "DEFAULT_RABBIT_URL": (DEFAULT_URL, "aioamqp_ext.config.DEFAULT_URL"),
+    "DEFAULT_EXCHANGE_TYPE": ("topic", "'topic', the default of exchange_type="),
+    "DEFAULT_PREFETCH_COUNT": (1, "1, the default of prefetch_count="),
+    "DEFAULT_PREFETCH_SIZE": (0, "0, the default of prefetch_size="),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """aioamqp-ext 0.1's constants of this module, deprecated (PEP 562)."""
+    return moved(__name__, name, _MOVED)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import socket
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -16,6 +15,7 @@ from _aiohttp_booster.limits import MAX_SECONDS
 from _aiohttp_booster.redact import shown
 from _aiohttp_booster.urls import mask_url
 
+from ._legacy import warn_deprecated
 from .errors import ConfigurationError
 from .serializers import JsonSerializer, Serializer, get_serializer
 
@@ -29,6 +29,7 @@ __all__ = [
     "mask_url",
 ]
 
+#: The broker a producer or consumer connects to when given no ``url`` (the 2018 default).
 DEFAULT_URL = "amqp://localhost:5672/"
 _EXCHANGE_TYPES = ("direct", "topic", "fanout", "headers")
 
@@ -71,11 +72,9 @@ def check_side(where: str, side: str, options: Mapping[str, Any]) -> None:
             f"remove them, got {', '.join(f'{n}={shown(options[n])}' for n in refused)}"
         )
     for name in given:
-        warnings.warn(
+        warn_deprecated(
             f"{where}: {name} is ignored by a {side} (a {other} option, accepted for "
-            "compatibility with aioamqp-ext 0.1); remove it",
-            DeprecationWarning,
-            stacklevel=3,
+            "compatibility with aioamqp-ext 0.1); remove it"
         )
 
 
@@ -448,7 +447,7 @@ class AmqpConfig:
 
     @property
     def heartbeat_seconds(self) -> int:
-        """The heartbeat as AMQP negotiates it: whole seconds, 0 for none."""
+        """The heartbeat as AMQP negotiates it, in whole seconds (0 for none)."""
         return math.ceil(self.heartbeat)
 
     def queue_declare_arguments(self) -> dict[str, Any]:

@@ -57,9 +57,11 @@ __all__ = [
     "attach_metrics",
 ]
 
+#: The ``result`` label values of ``amqp_messages_consumed_total``.
 CONSUMED_RESULTS = ("ack", "dead_letter", "retry")
+#: The ``result`` label values of ``amqp_messages_published_total``.
 PUBLISHED_RESULTS = ("confirmed", "nacked", "returned", "failed")
-#: handling-time buckets, seconds: from a fast in-memory handler to a slow external call
+#: handling-time buckets in seconds, from a fast in-memory handler to a slow external call
 DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                    10.0, 30.0)  # fmt: skip
 
@@ -91,7 +93,7 @@ class ConsumerMetrics(_ClientMetrics):
         self.counts = [0, 0, 0]  # ack, dead_letter, retry
         self.handling = Histogram(bounds)
         self.timeouts = 0  # handlers cancelled at handler_timeout
-        #: (ready messages, consumers, when read: time.monotonic()) of the queue, or None
+        #: the queue's (ready messages, consumers, ``time.monotonic()`` when read), or None
         self.depth: tuple[int, int, float] | None = None
 
     async def timed(self, handling: Coroutine[Any, Any, None]) -> None:

@@ -7,11 +7,13 @@ import logging
 import uuid
 from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from _aiohttp_booster.redact import shown
 
 from ._amqp import Connection, Delivery
+from ._noloop import awaitable
 from .base import BaseAmqp
 from .errors import (
     AmqpConnectionError,
@@ -27,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BaseProducer"]
 
-_PERSISTENT = 2
 _TRANSIENT = 1
 #: RabbitMQ's direct reply-to: replies come straight back on the requesting channel
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
@@ -42,6 +43,16 @@ class BaseProducer(BaseAmqp):
     """
 
     _side = "producer"
+
+    #: ``delivery_mode`` of a transient message (aioamqp-ext 0.1's name, kept)
+    NON_PERSISTENT: ClassVar[int] = 1
+    #: ``delivery_mode`` of a persistent message, the default (aioamqp-ext 0.1's name, kept)
+    PERSISTENT: ClassVar[int] = 2
+    #: the properties each publish starts from, under those it is given (a subclass may
+    #: override them; without a ``delivery_mode`` there, messages are transient)
+    DEFAULT_PROPERTIES: ClassVar[Mapping[str, Any]] = MappingProxyType(
+        {"delivery_mode": PERSISTENT}
+    )
 
     _metrics: ProducerMetrics | None
 
@@ -167,6 +178,7 @@ class BaseProducer(BaseAmqp):
                 )
                 waiter.exception()  # its request may be past awaiting it: no "never retrieved"
 
+    @awaitable
     def publish_message(
         self,
         payload: Any = None,
@@ -177,11 +189,11 @@ class BaseProducer(BaseAmqp):
     ) -> Coroutine[Any, Any, None]:
         """Serialize ``payload`` and publish it; await the result.
 
-        Messages are persistent and carry ``content_type``, a fresh ``message_id`` and a
-        ``timestamp`` unless ``properties`` says otherwise. Many calls may be in flight at once:
-        they share the connection and their confirms are pipelined. If the connection is lost
-        before the confirm, the message is published again once it heals (at least once: the
-        consumer may see it twice, with the same ``message_id``).
+        Messages are persistent (``DEFAULT_PROPERTIES``) and carry ``content_type``, a fresh
+        ``message_id`` and a ``timestamp`` unless ``properties`` says otherwise. Many calls may
+        be in flight at once: they share the connection and their confirms are pipelined. If
+        the connection is lost before the confirm, the message is published again once it
+        heals (at least once: the consumer may see it twice, with the same ``message_id``).
 
         Called where no event loop runs, it publishes (and waits for the confirm) before
         returning, and what it returns may still be awaited.
@@ -256,9 +268,9 @@ class BaseProducer(BaseAmqp):
     def _properties(self, properties: Mapping[str, Any] | None) -> dict[str, Any]:
         props: dict[str, Any] = {
             "content_type": self.config.serializer.content_type,
-            "delivery_mode": _PERSISTENT,
             "message_id": uuid.uuid4().hex,
             "timestamp": datetime.now(UTC).replace(microsecond=0),
+            **self.DEFAULT_PROPERTIES,
         }
         if properties is not None:
             if not isinstance(properties, Mapping):

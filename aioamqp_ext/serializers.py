@@ -4,16 +4,21 @@ A serializer is any object with a ``content_type`` and ``serialize``/``deseriali
 (the :class:`Serializer` protocol). Built in: JSON (the default), msgpack (needs the ``msgpack``
 extra), raw bytes and, for reading only, UTF-8 text. A consumer picks the deserializer from a
 message's ``content_type`` when it names a known one, and uses its own serializer otherwise.
+
+JSON and msgpack send a ``datetime`` in a payload as aioamqp-ext 0.1 did, as seconds since
+the epoch in local time, with a DeprecationWarning (see :func:`._legacy.legacy_datetime`).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from _aiohttp_booster.optional import require
 from _aiohttp_booster.redact import one_line, shown
 
+from ._legacy import legacy_datetime
 from .errors import ConfigurationError, DeserializationError, SerializationError
 
 __all__ = [
@@ -47,9 +52,11 @@ class JsonSerializer:
     content_type = "application/json"
 
     def serialize(self, payload: Any) -> bytes:
-        """Encode ``payload`` as compact JSON."""
+        """Encode ``payload`` as compact JSON (a datetime as 2018 did: deprecated, it warns)."""
         try:
-            return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+            return json.dumps(
+                payload, separators=(",", ":"), ensure_ascii=False, default=_json_default
+            ).encode()
         except RecursionError:
             raise SerializationError("payload is nested too deeply (or refers to itself)") from None
         except (TypeError, ValueError) as exc:  # also a lone surrogate, an int too long
@@ -78,9 +85,9 @@ class MsgpackSerializer:
         self._msgpack = require("msgpack", "msgpack")
 
     def serialize(self, payload: Any) -> bytes:
-        """Encode ``payload`` with msgpack."""
+        """Encode ``payload`` with msgpack (a datetime as 2018 did: deprecated, it warns)."""
         try:
-            body: bytes = self._msgpack.packb(payload, use_bin_type=True)
+            body: bytes = self._msgpack.packb(payload, use_bin_type=True, default=_msgpack_default)
         except (TypeError, ValueError, OverflowError) as exc:
             raise SerializationError(f"payload is not msgpack serializable: {exc}") from exc
         return body
@@ -188,6 +195,20 @@ def get_serializer(
         f"{where}: serializer: expected a name or an object with content_type (a non-empty str), "
         f"serialize and deserialize, got {shown(spec)}"
     )
+
+
+def _json_default(value: Any) -> Any:
+    """What JSON cannot encode: a datetime as aioamqp-ext 0.1 sent it; anything else refused."""
+    if isinstance(value, datetime):
+        return legacy_datetime(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _msgpack_default(value: Any) -> Any:
+    """What msgpack cannot encode: a datetime as aioamqp-ext 0.1 sent it; the rest refused."""
+    if isinstance(value, datetime):
+        return legacy_datetime(value)
+    raise TypeError(f"can not serialize {type(value).__name__!r} object")
 
 
 def _short(exc: Exception) -> str:

@@ -83,7 +83,7 @@ class Outcome:
 
     @property
     def attempts(self) -> int:
-        """How many times the consumer got the message: 1 + the retries it took.
+        """How many times the consumer got the message, 1 + the retries it took.
 
         Raises:
             ConfigurationError: the consumer has no retries configured (``max_retries`` 0):

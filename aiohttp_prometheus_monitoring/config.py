@@ -17,10 +17,12 @@ from types import MappingProxyType
 from typing import Any, cast
 
 from aiohttp import web
+from prometheus_client import Gauge
 
 from _aiohttp_booster.redact import one_line, secrets_of, shown, type_name
 
 from ._compact import expand_url
+from ._legacy_checks import COLLECTOR, legacy_keywords
 from ._params import (
     MAX_SECONDS,
     accepts,
@@ -86,8 +88,10 @@ class CheckConfig:
     critical: bool = True
     params: Mapping[str, Any] = field(default_factory=dict, repr=False)
     secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
-    #: host and port the first run waits for (a check of the app itself); None: no wait
+    #: host and port the first run waits for (a check of the app itself), or None for no wait
     wait_for_listen: tuple[str, int] | None = None
+    #: the unregistered gauge a check of 0.1.5's form was built with (None for others)
+    collector: Gauge | None = field(default=None, repr=False, compare=False)
 
     @property
     def kind(self) -> str:
@@ -97,7 +101,9 @@ class CheckConfig:
     def create_check(self) -> Check:
         """Another instance of the check class built with ``params`` (the app's own is
         :attr:`check`)."""
-        return self.check_class(**self.params)
+        if self.collector is None:
+            return self.check_class(**self.params)
+        return self.check_class(**self.params, **{COLLECTOR: self.collector})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -277,6 +283,7 @@ class _Built:
     check_class: type[Check]
     params: Mapping[str, Any]
     secrets: tuple[str, ...]
+    collector: Gauge | None = None  # a check of 0.1.5's form: the gauge it was built with
 
 
 def _check(entry: Mapping[str, Any]) -> tuple[_Built | None, list[str]]:
@@ -300,14 +307,16 @@ def _check(entry: Mapping[str, Any]) -> tuple[_Built | None, list[str]]:
     secrets = secrets_of(params)  # those given, and those read from the environment next
     params, problems = resolve_env(params, accepts(cls))
     secrets = tuple(sorted({*secrets, *secrets_of(params)}, key=len, reverse=True))
-    problems += param_problems(cls, params, secrets)
+    legacy = legacy_keywords(cls, entry, params)  # a check of 0.1.5's form takes `collector`
+    problems += param_problems(cls, {**params, **legacy}, secrets)
     if problems:
         return None, problems
     try:
-        check = cls(**params)  # constructors validate values (ports, URLs...)
+        check = cls(**params, **legacy)  # constructors validate values (ports, URLs...)
     except Exception as exc:  # whatever the class rejects is reported, redacted
         return None, [f"params: {one_line(_text(exc), secrets)}"]
-    return _Built(check, cls, MappingProxyType(dict(params)), secrets), []
+    collector = legacy.get(COLLECTOR)
+    return _Built(check, cls, MappingProxyType(dict(params)), secrets, collector), []
 
 
 def _wait_for_listen(
@@ -355,6 +364,7 @@ def _entry(index: int, entry: Any, seen: dict[str, int]) -> tuple[CheckConfig | 
         params=built.params,
         secrets=built.secrets,
         wait_for_listen=listen,
+        collector=built.collector,
     ), []
 
 

@@ -29,7 +29,9 @@ from .web import get_monitoring, setup_monitoring
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "create_app", "main", "read_config_file"]
 
+#: The address the exporter listens on unless told otherwise (``--host``).
 DEFAULT_HOST = "127.0.0.1"
+#: The port the exporter listens on unless told otherwise (``--port``).
 DEFAULT_PORT = 9180
 #: the largest configuration file read (a config of a thousand checks is some 200 kB)
 MAX_FILE_BYTES = 1 << 20

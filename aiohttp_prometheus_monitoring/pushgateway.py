@@ -46,6 +46,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: The keys the ``pushgateway`` entry of the configuration accepts.
 PUSHGATEWAY_KEYS = ("url", "job", "grouping_key", "interval", "timeout")
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _PLAIN = re.compile(r"[a-zA-Z0-9_.:-]+")  # path segments that need no encoding
@@ -63,7 +64,7 @@ class PushgatewayConfig:
 
     @property
     def endpoint(self) -> str:
-        """The group's URL: ``<url>/metrics/job/<job>/<label>/<value>...``."""
+        """The group's URL, ``<url>/metrics/job/<job>/<label>/<value>...``."""
         parts = [_segment("job", self.job)]
         parts += [_segment(name, value) for name, value in self.grouping_key.items()]
         return self.url.rstrip("/") + "/metrics/" + "/".join(parts)
@@ -281,4 +282,6 @@ def pushing(
     return push_while_running
 
 
+#: The key of the app's :class:`Pusher` (``app[PUSHER_KEY]``), when its configuration has
+#: ``pushgateway``.
 PUSHER_KEY = web.AppKey("aiohttp_prometheus_monitoring.pusher", Pusher)

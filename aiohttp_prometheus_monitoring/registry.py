@@ -50,7 +50,7 @@ REQUEST_FAMILIES = (
 )  # fmt: skip
 _CHECK_NAMES = frozenset({*FAMILIES, f"{RUNS}_total", f"{RUNS}_created"})
 _REQUEST_NAMES = frozenset({"http_requests", *REQUEST_FAMILIES})
-#: names a check entry may not take: our families and the samples they expose
+#: names a check entry may not take, our families and the samples they expose
 RESERVED_NAMES = _CHECK_NAMES | _REQUEST_NAMES
 
 

@@ -33,7 +33,11 @@ class Monitoring:
     request_metrics: RequestMetrics | None = None
 
 
+#: The key of the app's :class:`Monitoring` (``app[MONITORING_KEY]``), set by
+#: :func:`setup_monitoring`.
 MONITORING_KEY = web.AppKey("aiohttp_prometheus_monitoring.monitoring", Monitoring)
+#: The key of the app's own Prometheus registry (``app[REGISTRY_KEY]``), which ``/metrics``
+#: serves.
 REGISTRY_KEY = web.AppKey("aiohttp_prometheus_monitoring.registry", CollectorRegistry)
 
 

@@ -25,7 +25,7 @@ __all__ = ["DEFAULT_WORKER_MONITORING", "AmqpClient", "AmqpConsumer", "ClientCon
 
 logger = logging.getLogger(__name__)
 
-#: the worker's own monitoring when none is given: the three routes, no other checks
+#: the worker's own monitoring when none is given, the three routes and no other checks
 DEFAULT_WORKER_MONITORING: Mapping[str, Any] = {
     "route_ping": "/ping",
     "route_metrics": "/metrics",

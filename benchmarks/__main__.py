@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         results = asyncio.run(monitoring.run(args.redis_url, args.size, log=progress))
         print_monitoring(results)
     if series is not None or results is not None:
-        print("\n## Targets (issue 8), from the medians above\n")
+        print("\n## Targets, from the medians above\n")
         print(targets_table(series, results), flush=True)
     if "memory" in parts:
         redis_port = urlsplit(args.redis_url).port or 6379

@@ -444,7 +444,7 @@ class FastStream:
     """FastStream's RabbitBroker: a subscriber with a no-op handler, acked after it returns."""
 
     name = "FastStream"
-    kinds = frozenset({CONSUME})  # its publisher rows are not in the issue's table
+    kinds = frozenset({CONSUME})  # consume rows only: the publish targets compare the others
 
     def __init__(self, url: str) -> None:
         self.url = url

@@ -1,4 +1,4 @@
-"""The issue's targets, checked against the medians of this run."""
+"""The performance targets (docs/performance.md), checked against the medians of this run."""
 
 from __future__ import annotations
 

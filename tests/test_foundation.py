@@ -5,10 +5,13 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
+import tarfile
 import venv
 import zipfile
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -81,7 +84,7 @@ def test_aioamqp_outside_the_tested_range_is_refused_at_import(
 
 
 def test_libraries_do_not_import_each_other() -> None:
-    """DESIGN.md: each library can be used without loading the other."""
+    """docs/design.md: each library can be used without loading the other."""
     code = (
         "import sys, aioamqp_ext; assert 'aiohttp_prometheus_monitoring' not in sys.modules;"
         "del sys.modules['aioamqp_ext'];"
@@ -190,15 +193,103 @@ EXTRA_OF = {
 }
 
 
-@pytest.mark.slow
-def test_wheel_installs_and_imports_in_a_fresh_venv(tmp_path: Path) -> None:
-    """The wheel built by `python -m build` carries both packages and py.typed, and installs;
-    without extras every public module imports or raises the ImportError naming its extra."""
+# The wheel holds the import packages and its metadata, nothing else.
+WHEEL_TOP = {"_aiohttp_booster", "aioamqp_ext", "aiohttp_prometheus_monitoring"}
+# What a downstream packager builds, tests and documents the release from: every file of these
+# directories (as on disk: caches and build output aside), and these files.
+SDIST_TREES = ["tests", "docs", "examples", "contrib", "benchmarks", "scripts"]
+SDIST_FILES = ["LICENSE", "CHANGES.md", "README.md", "setup.py", "pyproject.toml", "tox.ini",
+               "MANIFEST.in"]  # fmt: skip
+
+
+def files_on_disk(tree: str) -> set[str]:
+    """The files of ``tree`` a release carries: not caches, not the built docs."""
+    return {
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / tree).rglob("*")
+        if path.is_file()
+        and not any(part.startswith(".") or part == "__pycache__" for part in path.parts)
+        and path.suffix not in {".pyc", ".pyo"}
+        and not path.relative_to(ROOT).as_posix().startswith("docs/_build/")
+    }
+
+
+@dataclass(frozen=True)
+class Artefacts:
+    sdist: Path
+    wheel: Path
+
+
+@pytest.fixture(scope="module")
+def artefacts(tmp_path_factory: pytest.TempPathFactory) -> Artefacts:
+    """The sdist and the wheel, as `python -m build` makes them (the wheel from the sdist)."""
+    dist = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", tmp_path / "dist", ROOT],
-        check=True, capture_output=True, timeout=300,
+        [sys.executable, "-m", "build", "--outdir", dist, ROOT],
+        check=True, capture_output=True, timeout=600,
     )  # fmt: skip
-    (wheel,) = (tmp_path / "dist").glob("aiohttp_booster-*.whl")
+    (sdist,) = dist.glob("aiohttp_booster-*.tar.gz")
+    (wheel,) = dist.glob("aiohttp_booster-*.whl")
+    return Artefacts(sdist, wheel)
+
+
+@pytest.mark.slow
+def test_sdist_holds_what_a_packager_needs(artefacts: Artefacts) -> None:
+    """The whole test suite with its conftest files, the docs' sources, the examples and
+    contrib the tests run, the scripts they call, LICENSE and CHANGES."""
+    with tarfile.open(artefacts.sdist) as sdist:
+        prefix = f"aiohttp_booster-{version('aiohttp-booster')}/"
+        names = {name.removeprefix(prefix) for name in sdist.getnames()}
+    assert {"tests/conftest.py", "tests/amqp/conftest.py", "docs/conf.py", "docs/quickstart.md",
+            "examples/worker.py", "contrib/prometheus/alerts.yml"} <= names  # fmt: skip
+    assert set(SDIST_FILES) <= names
+    for tree in SDIST_TREES:
+        assert sorted(files_on_disk(tree) - names) == [], tree
+    assert not [n for n in names if n.startswith("docs/_build/") or n.endswith(".pyc")]
+
+
+@pytest.mark.slow
+def test_wheel_holds_the_two_packages_only(artefacts: Artefacts) -> None:
+    """Tests, docs and examples stay in the sdist; the metadata is a 1.0's."""
+    with zipfile.ZipFile(artefacts.wheel) as wheel:
+        names = wheel.namelist()
+        info = f"aiohttp_booster-{version('aiohttp-booster')}.dist-info"
+        metadata = wheel.read(f"{info}/METADATA").decode()
+    assert {name.split("/")[0] for name in names} == WHEEL_TOP | {info}
+    assert "Classifier: Development Status :: 5 - Production/Stable" in metadata
+    for label in ("Homepage", "Documentation", "Changelog", "Source"):
+        assert f"Project-URL: {label}, https://" in metadata
+    assert "Author: aiohttp-booster developers" in metadata
+    assert "Maintainer: aiohttp-booster maintainers" in metadata
+    assert "Keywords: aiohttp,asyncio,rabbitmq" in metadata
+
+
+@pytest.mark.slow
+def test_twine_check_strict_passes_on_both(artefacts: Artefacts) -> None:
+    """What PyPI would refuse or render badly (the long description above all) fails here."""
+    pytest.importorskip("twine", reason="twine is in the test extra")
+    result = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", artefacts.sdist, artefacts.wheel],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("PASSED") == 2
+
+
+def test_long_description_has_no_link_that_breaks_on_pypi() -> None:
+    """PyPI shows README.md without the repository around it: every link is absolute."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)]+)\)", readme) + re.findall(r"<(https?://[^>]+)>", readme)
+    assert targets
+    assert [t for t in targets if not t.startswith("https://")] == []
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_imports_in_a_fresh_venv(artefacts: Artefacts, tmp_path: Path) -> None:
+    """The wheel carries both packages and py.typed, and installs; without extras every public
+    module imports or raises the ImportError naming its extra; with the talk's extras, all
+    of it imports."""
+    wheel = artefacts.wheel
     names = zipfile.ZipFile(wheel).namelist()
     assert "aioamqp_ext/py.typed" in names
     assert "aiohttp_prometheus_monitoring/py.typed" in names

@@ -1,4 +1,5 @@
-"""Publisher confirms, tracked by delivery tag (aioamqp 0.15 ignores ``multiple``, its #233).
+"""Publisher confirms, tracked by delivery tag (aioamqp 0.15 ignores ``multiple``:
+https://github.com/Polyconseil/aioamqp/issues/233).
 
 The broker numbers the messages of a channel in confirm mode 1, 2, 3 ... and acks or nacks
 them, possibly many at once (``multiple=True``: every tag up to this one). A mandatory message

@@ -2,10 +2,12 @@
 
 aioamqp 0.15 is unmaintained; what it gets wrong is covered here:
 
-- it ignores ``multiple`` on publisher-confirm acks (its issue #233), so confirms are tracked
-  here: delivery tag -> future, and an ack or nack with ``multiple`` settles every tag up to it;
-- it awaits each delivery callback inside its frame reader (its issue #150), so the callback
-  handed to :meth:`Connection.consume` must be quick: it only hands the delivery over;
+- it ignores ``multiple`` on publisher-confirm acks
+  (https://github.com/Polyconseil/aioamqp/issues/233), so confirms are tracked here:
+  delivery tag -> future, and an ack or nack with ``multiple`` settles every tag up to it;
+- it awaits each delivery callback inside its frame reader
+  (https://github.com/Polyconseil/aioamqp/issues/150), so the callback handed to
+  :meth:`Connection.consume` must be quick: it only hands the delivery over;
 - with heartbeats off it still starts a heartbeat sender that then busy-loops, which is
   stopped here;
 - on missed heartbeats it closes the socket gracefully, which never completes on a stalled

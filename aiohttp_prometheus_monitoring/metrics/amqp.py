@@ -16,6 +16,7 @@ from _aiohttp_booster.urls import AT_AFTER_HOST, at_after_host
 from aioamqp_ext._amqp import Connection  # without the amqp extra: an ImportError naming it
 from aioamqp_ext.config import BrokerUrl
 
+from .._deprecation import RemovedAttribute
 from .base import BaseMetric, parse_port
 
 __all__ = ["AmqpMetric"]
@@ -46,6 +47,10 @@ class AmqpMetric(BaseMetric):
     """
 
     kind: ClassVar[str] = "amqp"
+    # 0.1.5's helper of check(): reading it says what replaces it
+    connect_amqp = RemovedAttribute(
+        "use await AmqpMetric(url=...).check(), which logs in, opens a channel and closes"
+    )
 
     def __init__(
         self,

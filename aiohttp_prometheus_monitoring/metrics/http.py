@@ -11,6 +11,7 @@ import aiohttp
 from _aiohttp_booster.redact import MASK, is_secret_key, shown
 from _aiohttp_booster.urls import AT_AFTER_HOST, at_after_host
 
+from .._deprecation import RemovedAttribute
 from .._params import seconds
 from .base import BaseMetric
 
@@ -32,6 +33,11 @@ class HttpMetric(BaseMetric):
     """
 
     kind: ClassVar[str] = "http"
+    # 0.1.5's helper of check(): reading it says what replaces it
+    http_get_status = RemovedAttribute(
+        "use await HttpMetric(url=...).check(): True for an expected status (any 2xx by "
+        "default; expected_statuses=[200] for 0.1.5's)"
+    )
 
     def __init__(
         self,

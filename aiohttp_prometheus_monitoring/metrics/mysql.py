@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from _aiohttp_booster.optional import require
 
+from .._deprecation import RemovedAttribute
 from ._sql import SqlMetric
 from .base import close_politely
 
@@ -24,6 +25,8 @@ class MySQLMetric(SqlMetric):
     """
 
     kind: ClassVar[str] = "mysql"
+    # 0.1.5's helper of check(): reading it says what replaces it
+    select_one = RemovedAttribute("use await MySQLMetric(...).check(), which runs SELECT 1")
     schemes: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
     default_port: ClassVar[int] = 3306
 

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from _aiohttp_booster.optional import require
 
+from .._deprecation import RemovedAttribute
 from ._sql import SqlMetric
 from .base import close_politely
 
@@ -24,6 +25,8 @@ class PostgresMetric(SqlMetric):
     """
 
     kind: ClassVar[str] = "postgres"
+    # 0.1.5's helper of check(): reading it says what replaces it
+    select_one = RemovedAttribute("use await PostgresMetric(...).check(), which runs SELECT 1")
     schemes: ClassVar[tuple[str, ...]] = ("postgresql", "postgres")
     default_port: ClassVar[int] = 5432
 

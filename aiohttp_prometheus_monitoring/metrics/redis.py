@@ -9,6 +9,7 @@ from _aiohttp_booster.optional import require
 from _aiohttp_booster.redact import shown
 from _aiohttp_booster.urls import AT_AFTER_HOST, at_after_host
 
+from .._deprecation import RemovedAttribute
 from .base import BaseMetric, parse_port
 
 __all__ = ["RedisMetric"]
@@ -43,6 +44,10 @@ class RedisMetric(BaseMetric):
     """
 
     kind: ClassVar[str] = "redis"
+    # 0.1.5's helper of check(): reading it says what replaces it
+    set_redis_value = RemovedAttribute(
+        "use await RedisMetric(host=..., port=...).check(), which sends PING (this wrote a key)"
+    )
 
     def __init__(
         self,

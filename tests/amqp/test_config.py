@@ -128,7 +128,7 @@ def test_url_list_and_routing_key_list_are_normalised() -> None:
 
 
 def test_dead_letter_exchange_sets_queue_arguments() -> None:
-    """The queue must be declared with the DLX arguments DESIGN.md promises, plus extras."""
+    """The queue must be declared with the DLX arguments docs/design.md promises, plus extras."""
     config = AmqpConfig.from_options(
         queue="jobs",
         dead_letter_exchange="dlx",

@@ -1,4 +1,5 @@
-"""Confirm tracking by delivery tag: the part aioamqp 0.15 gets wrong (its issue #233)."""
+"""Confirm tracking by delivery tag: the part aioamqp 0.15 gets wrong
+(https://github.com/Polyconseil/aioamqp/issues/233)."""
 
 from __future__ import annotations
 

@@ -193,7 +193,8 @@ async def test_close_timeout_cancels_stuck_handlers_and_the_broker_redelivers(
 async def test_concurrency_reaches_prefetch_count_and_never_exceeds_it(
     amqp_url: str, amqp_names: AmqpNames, topology: dict[str, Any]
 ) -> None:
-    """aioamqp runs callbacks one at a time (its #150); we must run prefetch_count at once."""
+    """aioamqp runs callbacks one at a time (https://github.com/Polyconseil/aioamqp/issues/150);
+    we must run prefetch_count at once."""
     active = 0
     peak = 0
     handled = 0

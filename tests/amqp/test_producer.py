@@ -53,7 +53,8 @@ async def test_publish_returns_after_confirm_with_default_properties(
 async def test_thousands_of_publishes_in_flight_all_confirm(
     amqp_url: str, amqp_names: AmqpNames, broker: Broker, topology: dict[str, Any]
 ) -> None:
-    """aioamqp ignores batch acks (its #233); our own confirm tracking must not hang."""
+    """aioamqp ignores batch acks (https://github.com/Polyconseil/aioamqp/issues/233);
+    our own confirm tracking must not hang."""
     await broker.declare(**topology)
     async with BaseProducer(url=amqp_url, exchange=amqp_names.exchange) as producer:
         await asyncio.wait_for(

@@ -152,7 +152,7 @@ async def test_the_apps_own_metrics_go_in_its_registry(serve: ServeFactory) -> N
 
 
 async def test_all_families_are_shown_once_a_check_ran(serve: ServeFactory) -> None:
-    """Dashboards and alerts rely on every monitoring_check_* family DESIGN.md lists."""
+    """Dashboards and alerts rely on every monitoring_check_* family docs/design.md lists."""
     served = await serve({"metrics": [entry("monitoring_cheap", F + "AlwaysUp", {}, timeout=2)]})
     text = await served.wait_gauges({"monitoring_cheap": 1.0})
     values = samples(text)

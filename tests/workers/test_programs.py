@@ -1,4 +1,4 @@
-"""Issue 9's two programs, examples/worker.py (A) and examples/api.py (B): their size, and
+"""The two programs of docs/why.md, examples/worker.py (A) and examples/api.py (B): their size, and
 each requirement verified against the real services."""
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def code_lines(path: Path) -> int:
 
 
 def test_program_a_is_at_most_12_lines_and_program_b_at_most_15() -> None:
-    """The issue's thesis, measured the way the peers were: 12 and 15 lines at most."""
+    """The project's thesis, measured the way the peers were: 12 and 15 lines at most."""
     assert code_lines(EXAMPLES / "worker.py") <= 12
     assert code_lines(EXAMPLES / "api.py") <= 15
 
