@@ -31,6 +31,7 @@ import pamqp.header
 
 from ..config import BrokerUrl
 from ..errors import AmqpConnectionError, TopologyError
+from ..message import RETRY_HEADER
 from .confirms import unroutable
 from .delivery import Delivery
 from .frames import Outbox
@@ -377,7 +378,7 @@ class MemoryConnection:
             return
         trace.results.append(result)
         headers = getattr(message.properties, "headers", None) or {}
-        retries = headers.get("x-aioamqp-ext-retries", 0)
+        retries = headers.get(RETRY_HEADER, 0)
         trace.retries.append(retries if type(retries) is int else 0)
         trace.errors.append(trace.failure)
         trace.failure = None

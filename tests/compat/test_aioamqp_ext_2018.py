@@ -11,11 +11,9 @@ import asyncio
 import contextlib
 import importlib
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 import warnings
@@ -38,6 +36,7 @@ from aioamqp_ext import (
 )
 from aioamqp_ext.testing import RecordingProducer
 from tests.amqp.conftest import Broker
+from tests.compat import SAMPLES_PYTHON, samples_env
 from tests.conftest import AmqpNames, amqp_connect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,8 +119,9 @@ def test_importing_the_old_modules_alone_does_not_warn() -> None:
     """Only a name warns: tools that walk the package (docs, wheels' checks) stay quiet."""
     code = "import aioamqp_ext.serializer, aioamqp_ext.base_consumer, aioamqp_ext.base_producer"
     result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=False
-    )
+        [SAMPLES_PYTHON, "-W", "error", "-c", code],
+        capture_output=True, text=True, check=False, env=samples_env(),
+    )  # fmt: skip
     assert (result.returncode, result.stderr) == (0, "")
 
 
@@ -477,7 +477,7 @@ def sample(name: str, url: str, names: AmqpNames) -> str:
 
 
 def script_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}  # this tree's packages
+    return samples_env()  # this tree's packages, or another interpreter's installed copy
 
 
 async def until_idle(pid: int, timeout: float = 10.0) -> None:
@@ -530,7 +530,7 @@ async def test_the_2018_producer_sample_runs_unchanged(
     script = tmp_path / "producer.py"
     script.write_text(sample("producer", amqp_url, amqp_names), encoding="utf-8")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-W", "error", str(script), env=script_env(),
+        SAMPLES_PYTHON, "-W", "error", str(script), env=script_env(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
@@ -556,7 +556,7 @@ async def test_the_2018_consumer_sample_consumes_until_ctrl_c_and_exits_cleanly(
     script = tmp_path / "consumer.py"
     script.write_text(sample("consumer", amqp_url, amqp_names), encoding="utf-8")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-u", "-c", RUN_WITH_ASYNCIO, str(script), env=script_env(),
+        SAMPLES_PYTHON, "-u", "-c", RUN_WITH_ASYNCIO, str(script), env=script_env(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         preexec_fn=_default_sigint,
     )  # fmt: skip

@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import os
 import re
 import runpy
 import shutil
 import signal
 import subprocess
-import sys
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import metadata
@@ -42,6 +40,7 @@ from aiohttp_prometheus_monitoring import web as monitoring_web
 from aiohttp_prometheus_monitoring.config import load_config
 from aiohttp_prometheus_monitoring.metrics.base import BaseMetric
 from aiohttp_prometheus_monitoring.testing import run_checks
+from tests.compat import SAMPLES_PYTHON, samples_env
 from tests.compat.monitoring_checks_2018 import AnswerMetric
 from tests.conftest import MYSQL_URL, _probe
 from tests.monitoring.conftest import _probe_mysql, gauge, poll, samples
@@ -415,9 +414,9 @@ async def run_program(
     """Run ``python ARGS`` in ``cwd`` until its /metrics on ``port`` shows ``gauges``, ask
     it for /ping and /ready, stop it with SIGINT. DeprecationWarnings are shown, not errors;
     ``env`` adds to the environment."""
-    env = {**os.environ, "PYTHONWARNINGS": "default::DeprecationWarning", **env}
+    env = samples_env(PYTHONWARNINGS="default::DeprecationWarning", **env)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, *args, cwd=cwd, env=env,
+        SAMPLES_PYTHON, *args, cwd=cwd, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -565,8 +564,8 @@ async def test_a_2018_app_with_a_check_of_its_own_runs_unchanged() -> None:
 def test_each_2018_sample_runs_as_a_script(sample: str, tmp_path: Path) -> None:
     """Verbatim, with nothing substituted: each defines what it defines and exits quietly."""
     result = subprocess.run(
-        [sys.executable, str(sample_copy(sample, tmp_path))],
-        capture_output=True, text=True, timeout=60, check=False,
+        [SAMPLES_PYTHON, str(sample_copy(sample, tmp_path))],
+        capture_output=True, text=True, timeout=60, check=False, env=samples_env(),
     )  # fmt: skip
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
