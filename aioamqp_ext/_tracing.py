@@ -28,7 +28,7 @@ except ImportError:  # the otel extra is not installed: no tracing
 if TYPE_CHECKING:
     from ._amqp import Delivery
 
-__all__ = ["Tracing", "failed", "installed", "tracing_for"]
+__all__ = ["Tracing", "failed", "tracing_for"]
 
 _SYSTEM = "rabbitmq"
 _DEFAULT_EXCHANGE = "amq.default"  # how a span names the default exchange ''
@@ -137,8 +137,3 @@ def tracing_for(enabled: bool, provider: Any) -> Tracing | None:
         if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
             return None  # none set: spans would be dropped anyway
     return Tracing(provider.get_tracer("aioamqp_ext", __version__))
-
-
-def installed() -> bool:
-    """Whether opentelemetry-api is importable."""
-    return trace is not None

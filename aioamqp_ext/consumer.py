@@ -221,10 +221,7 @@ class BaseConsumer(BaseAmqp):
                     self._serializers[content_type] = serializer
             data = serializer.deserialize(delivery.body)
         except Exception as exc:  # any serializer failure makes the message poison
-            if self._observer is not None:
-                self._observer(delivery, exc)
-            if self._tracing is not None:
-                failed(exc)
+            self._report(delivery, exc)
             logger.error(
                 "%s rejected: cannot deserialize (%s)",
                 self._where(delivery),
@@ -312,12 +309,16 @@ class BaseConsumer(BaseAmqp):
         """How log lines name a message."""
         return f"{type(self).__name__}: queue {self.config.queue!r}: message {delivery.message_id}"
 
-    async def _failed(self, conn: Connection, delivery: Delivery, error: Exception) -> None:
-        """Retry a failed message (republish with a counter, then ack) or reject it."""
-        if self._observer is not None:
-            self._observer(delivery, error)
+    def _report(self, delivery: Delivery, error: Exception) -> None:
+        """Tell the handling's span and the observer (a testing harness) why it failed."""
         if self._tracing is not None:
             failed(error)
+        if self._observer is not None:
+            self._observer(delivery, error)
+
+    async def _failed(self, conn: Connection, delivery: Delivery, error: Exception) -> None:
+        """Retry a failed message (republish with a counter, then ack) or reject it."""
+        self._report(delivery, error)
         where = self._where(delivery)
         retries = delivery.headers.get(RETRY_HEADER, 0)
         retries = retries if isinstance(retries, int) else 0

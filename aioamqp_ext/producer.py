@@ -35,6 +35,19 @@ DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 logger = logging.getLogger(__name__)
 
 
+def fresh_properties(content_type: str | None) -> dict[str, Any]:
+    """What a message gets before ``DEFAULT_PROPERTIES`` and its own properties: a fresh
+    ``message_id``, the ``timestamp`` (whole seconds, as AMQP carries it) and, when given, the
+    serializer's ``content_type``."""
+    props: dict[str, Any] = {
+        "message_id": uuid.uuid4().hex,
+        "timestamp": datetime.now(UTC).replace(microsecond=0),
+    }
+    if content_type is not None:
+        props["content_type"] = content_type
+    return props
+
+
 class BaseProducer(BaseAmqp):
     """Publishes messages to ``exchange``; each publish returns once the broker confirmed it.
 
@@ -112,12 +125,7 @@ class BaseProducer(BaseAmqp):
         try:
             async with asyncio.timeout(timeout):
                 await self._consume_replies()
-                publishing = self._publish(body, key, props, False)
-                if self._tracing is not None:
-                    publishing = self._tracing.publishing(
-                        publishing, self.config.exchange, key, props
-                    )
-                await (publishing if self._metrics is None else self._metrics.counted(publishing))
+                await self._observed(self._publish(body, key, props, False), key, props)
                 return await waiter
         except TimeoutError as exc:
             if type(exc) is not TimeoutError:  # one of ours, e.g. the publish's own timeout
@@ -228,24 +236,20 @@ class BaseProducer(BaseAmqp):
         key = self._routing_key(routing_key)
         body = self.config.serializer.serialize(payload)
         props = self._properties(properties)
-        metrics = self._metrics
-        tracing = self._tracing
-        if tracing is not None:  # a PRODUCER span, its context in the headers
-            exchange = self.config.exchange
+        return self._now_or_later(
+            lambda: self._observed(self._publish(body, key, props, mandatory), key, props)
+        )
 
-            def publish() -> Coroutine[Any, Any, None]:
-                return tracing.publishing(
-                    self._publish(body, key, props, mandatory), exchange, key, props
-                )
-
-            if metrics is not None:
-                return self._now_or_later(lambda: metrics.counted(publish()))
-            return self._now_or_later(publish)
-        if metrics is not None:
-            return self._now_or_later(
-                lambda: metrics.counted(self._publish(body, key, props, mandatory))
-            )
-        return self._now_or_later(lambda: self._publish(body, key, props, mandatory))
+    def _observed(
+        self, publishing: Coroutine[Any, Any, None], key: str, props: dict[str, Any]
+    ) -> Coroutine[Any, Any, None]:
+        """``publishing`` in a PRODUCER span (its context in ``props``' headers) when tracing,
+        counted when metrics are on."""
+        if self._tracing is not None:
+            publishing = self._tracing.publishing(publishing, self.config.exchange, key, props)
+        if self._metrics is not None:
+            publishing = self._metrics.counted(publishing)
+        return publishing
 
     def _routing_key(self, routing_key: str | None) -> str:
         if routing_key is not None:
@@ -266,12 +270,7 @@ class BaseProducer(BaseAmqp):
         return "" if self.config.exchange else self.config.queue
 
     def _properties(self, properties: Mapping[str, Any] | None) -> dict[str, Any]:
-        props: dict[str, Any] = {
-            "content_type": self.config.serializer.content_type,
-            "message_id": uuid.uuid4().hex,
-            "timestamp": datetime.now(UTC).replace(microsecond=0),
-            **self.DEFAULT_PROPERTIES,
-        }
+        props = {**fresh_properties(self.config.serializer.content_type), **self.DEFAULT_PROPERTIES}
         if properties is not None:
             if not isinstance(properties, Mapping):
                 raise ConfigurationError(

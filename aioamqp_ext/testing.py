@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -36,13 +34,12 @@ from .errors import (
     ConfigurationError,
     UnroutableError,
 )
-from .producer import BaseProducer
+from .producer import BaseProducer, fresh_properties
 from .serializers import serializer_for
 
 __all__ = ["ConsumerHarness", "HarnessError", "Outcome", "Published", "RecordingProducer"]
 
 Result = Literal["ack", "retry", "dead_letter"]
-_PERSISTENT = 2
 
 
 class HarnessError(AmqpExtError, RuntimeError):
@@ -224,14 +221,12 @@ class ConsumerHarness:
             raise _UsageError(f"{where}: payload and body: give one, not both")
         if body is not None and not isinstance(body, bytes | bytearray):
             raise ConfigurationError(f"{where}: body: expected bytes, got {shown(body)}")
-        defaults: dict[str, Any] = {
-            "delivery_mode": _PERSISTENT,
-            "message_id": uuid.uuid4().hex,
-            "timestamp": datetime.now(UTC).replace(microsecond=0),
-        }
+        content_type = None  # a raw body: what the consumer's serializer reads
         if body is None:
             body = cfg.serializer.serialize(payload)
-            defaults["content_type"] = cfg.serializer.content_type
+            content_type = cfg.serializer.content_type
+        # what our producer sends (BaseProducer's defaults), then the caller's properties
+        defaults = {**fresh_properties(content_type), **BaseProducer.DEFAULT_PROPERTIES}
         properties = {**defaults, **properties}
         properties = {name: value for name, value in properties.items() if value is not None}
         exchange, key = cfg.exchange, self._routing_key(routing_key)
@@ -306,7 +301,7 @@ class ConsumerHarness:
             reply=reply,
             history=history,  # type: ignore[arg-type]
             errors=tuple(trace.errors),
-            _attempts=trace.retries[-1] + 1,
+            _attempts=trace.retries + 1,
             _retries=self.consumer.config.max_retries,
             _reply_raw=raw,
         )

@@ -52,8 +52,8 @@ class Trace:
         reply_to: where a reply to it goes (recorded when published there).
         results: per delivery settled: ``'ack'``, ``'retry'`` or ``'dead_letter'``.
         errors: per delivery settled: what the consumer reported as its failure, or None.
-        retries: the retry counter of each delivery (its header), in order.
-        hold: queues whose copies of it are kept out (``follow_retries=False``), in ``held``.
+        retries: the retry counter (its header) of the last delivery settled.
+        hold: queues its copies never reach (``follow_retries=False``: a retry is dropped).
         failure: what the consumer reported as the failure of the delivery being handled.
         reply: the reply's body and properties, once published.
         done: resolved when no copy is left to handle.
@@ -62,9 +62,8 @@ class Trace:
     reply_to: str | None = None
     results: list[str] = field(default_factory=list)
     errors: list[BaseException | None] = field(default_factory=list)
-    retries: list[int] = field(default_factory=list)
+    retries: int = 0
     hold: frozenset[str] = frozenset()
-    held: list[_Message] = field(default_factory=list)
     failure: BaseException | None = None
     reply: tuple[bytes, Any] | None = None
     done: asyncio.Future[None] = field(
@@ -379,7 +378,7 @@ class MemoryConnection:
         trace.results.append(result)
         headers = getattr(message.properties, "headers", None) or {}
         retries = headers.get(RETRY_HEADER, 0)
-        trace.retries.append(retries if type(retries) is int else 0)
+        trace.retries = retries if type(retries) is int else 0
         trace.errors.append(trace.failure)
         trace.failure = None
         if not self.broker.live(trace) and not trace.done.done():
@@ -414,8 +413,7 @@ class MemoryConnection:
             if routing_key.startswith(DIRECT_REPLY_TO):
                 return
         if trace is not None and exchange == "" and routing_key in trace.hold:
-            trace.held.append(message)  # a retry's copy, kept out as the harness was asked
-            return
+            return  # a retry's copy, kept out as the harness was asked
         targets = self.broker.route(
             exchange, routing_key, getattr(message.properties, "headers", None)
         )

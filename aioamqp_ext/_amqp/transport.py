@@ -38,6 +38,10 @@ from .confirms import ConfirmTracker, unroutable
 from .delivery import Delivery
 from .frames import Outbox
 
+#: the channel-close codes of a declaration the broker refuses (access, not found, locked,
+#: inequivalent arguments)
+_REFUSED = (403, 404, 405, 406)
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _DRAIN_ABOVE = 256 * 1024  # bytes buffered before a publish waits for the socket
@@ -206,18 +210,18 @@ class Connection:
             raise AmqpTimeoutError(
                 f"{what}: no answer from {self.url} within {self.timeout:g} s"
             ) from None
-        except aioamqp.ChannelClosed as exc:
-            if topology and exc.code in (403, 404, 405, 406):
-                raise TopologyError(
-                    f"{what}: refused by {self.url}: {exc.code} {exc.message}"
-                ) from None
-            raise AmqpConnectionError(
-                f"{what}: {self._lost or _describe(exc)} ({self.url})"
-            ) from None
         except (OSError, aioamqp.AioamqpException) as exc:
-            raise AmqpConnectionError(
-                f"{what}: {self._lost or _describe(exc)} ({self.url})"
-            ) from None
+            raise self._failure(what, exc, topology=topology) from None
+
+    def _failure(
+        self, what: str, exc: OSError | aioamqp.AioamqpException, *, topology: bool
+    ) -> AmqpConnectionError | TopologyError:
+        """Our error for a broker call that failed with ``exc``: a declaration the broker
+        refused (a channel closed with 403-406) is a TopologyError, anything else a lost
+        connection or channel."""
+        if topology and isinstance(exc, aioamqp.ChannelClosed) and exc.code in _REFUSED:
+            return TopologyError(f"{what}: refused by {self.url}: {exc.code} {exc.message}")
+        return AmqpConnectionError(f"{what}: {self._lost or _describe(exc)} ({self.url})")
 
     def _check_open(self, what: str) -> None:
         if not self.is_open:
@@ -282,18 +286,8 @@ class Connection:
                 if side is None or not side.is_open:
                     side = self._side = await self._protocol.channel()  # a _Channel, no owner
             result = await side.queue_declare(queue, passive=True)
-        except aioamqp.ChannelClosed as exc:
-            if exc.code in (403, 404, 405, 406):
-                raise TopologyError(
-                    f"{what}: refused by {self.url}: {exc.code} {exc.message}"
-                ) from None
-            raise AmqpConnectionError(
-                f"{what}: {self._lost or _describe(exc)} ({self.url})"
-            ) from None
         except (OSError, aioamqp.AioamqpException) as exc:
-            raise AmqpConnectionError(
-                f"{what}: {self._lost or _describe(exc)} ({self.url})"
-            ) from None
+            raise self._failure(what, exc, topology=True) from None
         finally:
             if self._states.get(queue) is asyncio.current_task():
                 del self._states[queue]

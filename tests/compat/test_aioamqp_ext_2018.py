@@ -17,7 +17,7 @@ import subprocess
 import textwrap
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,7 +37,7 @@ from aioamqp_ext import (
 from aioamqp_ext.testing import RecordingProducer
 from tests.amqp.conftest import Broker
 from tests.compat import SAMPLES_PYTHON, samples_env
-from tests.conftest import AmqpNames, amqp_connect
+from tests.conftest import AmqpNames
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = Path(__file__).parent / "samples_2018" / "aioamqp_ext"
@@ -432,19 +432,6 @@ def test_constructor_warnings_point_at_the_users_line(loop: asyncio.AbstractEven
 
 
 # --- a 2018 program against the broker -------------------------------------------------------
-
-
-@pytest.fixture
-async def broker(amqp_url: str) -> AsyncIterator[Broker]:
-    """A raw aioamqp channel for set-up and inspection, outside the code under test."""
-    transport, protocol = await amqp_connect(amqp_url)
-    try:
-        broker = Broker(amqp_url, protocol, transport)
-        broker.channel = await protocol.channel()
-        yield broker
-    finally:
-        await protocol.close()
-        transport.close()
 
 
 async def test_a_2018_program_publishing_a_datetime_keeps_working(

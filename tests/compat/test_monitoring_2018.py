@@ -9,16 +9,13 @@ error saying what replaces it. ``docs/migration.md`` tells the user the same.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import re
 import runpy
 import shutil
-import signal
 import subprocess
 import warnings
-from dataclasses import dataclass
 from importlib.metadata import metadata
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 import prometheus_client
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from aiohttp_prometheus_monitoring import (
@@ -43,7 +40,13 @@ from aiohttp_prometheus_monitoring.testing import run_checks
 from tests.compat import SAMPLES_PYTHON, samples_env
 from tests.compat.monitoring_checks_2018 import AnswerMetric
 from tests.conftest import MYSQL_URL, _probe
-from tests.monitoring.conftest import _probe_mysql, gauge, poll, samples
+from tests.monitoring.conftest import (
+    Ran,
+    _probe_mysql,
+    gauge,
+    run_until_gauges_shown,
+    samples,
+)
 from tests.monitoring.test_web import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -398,16 +401,6 @@ def substituted(text: str, changes: dict[str, str]) -> str:
     return text
 
 
-@dataclass
-class Ran:
-    """What a program served, and how it ended."""
-
-    metrics: str
-    answers: dict[str, tuple[int, str]]
-    returncode: int | None
-    stderr: str
-
-
 async def run_program(
     args: list[str], cwd: Path, port: int, gauges: dict[str, float], **env: str
 ) -> Ran:
@@ -415,38 +408,10 @@ async def run_program(
     it for /ping and /ready, stop it with SIGINT. DeprecationWarnings are shown, not errors;
     ``env`` adds to the environment."""
     env = samples_env(PYTHONWARNINGS="default::DeprecationWarning", **env)
-    process = await asyncio.create_subprocess_exec(
-        SAMPLES_PYTHON, *args, cwd=cwd, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    return await run_until_gauges_shown(
+        [SAMPLES_PYTHON, *args], cwd=cwd, env=env, port=port, gauges=gauges,
+        paths=("/ping", "/ready"), timeout=30,
     )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with ClientSession() as session:
-
-            async def shown() -> str | None:
-                if process.returncode is not None:
-                    assert process.stderr is not None
-                    pytest.fail(f"exited early: {(await process.stderr.read()).decode()}")
-                try:
-                    async with session.get(f"{url}/metrics") as response:
-                        text = await response.text()
-                except OSError:
-                    return None
-                return text if all(gauge(text, g) == v for g, v in gauges.items()) else None
-
-            metrics: str = await poll(shown, timeout=30, interval=0.1)
-            answers = {}
-            for path in ("/ping", "/ready"):
-                async with session.get(f"{url}{path}") as response:
-                    answers[path] = (response.status, await response.text())
-        process.send_signal(signal.SIGINT)
-        async with asyncio.timeout(15):
-            _, stderr = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    return Ran(metrics, answers, process.returncode, stderr.decode())
 
 
 def assert_ended_well(ran: Ran) -> None:

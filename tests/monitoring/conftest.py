@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,6 +110,57 @@ async def poll(
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout} s; last result: {result!r}")
         await asyncio.sleep(interval)
+
+
+@dataclass
+class Ran:
+    """A program run until its /metrics showed some gauges, then stopped with SIGINT."""
+
+    metrics: str
+    answers: dict[str, tuple[int, str]]  # status and body of each of ``paths``
+    returncode: int | None
+    stdout: str
+    stderr: str
+
+
+async def run_until_gauges_shown(
+    command: list[str], *, cwd: Path, env: dict[str, str], port: int,
+    gauges: dict[str, float], paths: Sequence[str] = (), timeout: float = 20.0,
+) -> Ran:  # fmt: skip
+    """Run ``command`` (a program serving /metrics on ``port``) until its /metrics shows
+    ``gauges``; ask it for ``paths``; stop it with SIGINT (killed if it outlives 15 s)."""
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with ClientSession() as session:
+
+            async def shown() -> str | None:
+                if process.returncode is not None:
+                    assert process.stderr is not None
+                    pytest.fail(f"exited early: {(await process.stderr.read()).decode()}")
+                try:
+                    async with session.get(f"{url}/metrics") as response:
+                        text = await response.text()
+                except OSError:
+                    return None
+                return text if all(gauge(text, g) == v for g, v in gauges.items()) else None
+
+            metrics: str = await poll(shown, timeout=timeout, interval=0.1)
+            answers = {}
+            for path in paths:
+                async with session.get(f"{url}{path}") as response:
+                    answers[path] = (response.status, await response.text())
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(15):
+            stdout, stderr = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return Ran(metrics, answers, process.returncode, stdout.decode(), stderr.decode())
 
 
 @dataclass

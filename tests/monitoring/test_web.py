@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
 import socket
 import sys
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import web
 from prometheus_client import Counter
 
 from aiohttp_prometheus_monitoring import (
@@ -20,7 +18,12 @@ from aiohttp_prometheus_monitoring import (
     setup_monitoring,
 )
 from tests.conftest import promtool_check_metrics
-from tests.monitoring.conftest import ServeFactory, entry, gauge, poll, samples
+from tests.monitoring.conftest import (
+    ServeFactory,
+    entry,
+    run_until_gauges_shown,
+    samples,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 F = "tests.monitoring.fakes."
@@ -49,36 +52,11 @@ async def run_until_gauges(
     after a clean SIGINT shutdown (exit code 0, nothing alarming on stderr)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "always::ResourceWarning",
            **(env or {})}  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, *args, cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        async with ClientSession() as session:
-
-            async def shown() -> str | None:
-                if process.returncode is not None:
-                    assert process.stderr is not None
-                    pytest.fail(f"exited early: {(await process.stderr.read()).decode()}")
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
-                        text = await response.text()
-                except OSError:
-                    return None
-                return text if all(gauge(text, g) == v for g, v in gauges.items()) else None
-
-            text: str = await poll(shown, timeout=20, interval=0.1)
-        process.send_signal(signal.SIGINT)
-        async with asyncio.timeout(15):
-            stdout, stderr = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    errors = stderr.decode()
-    assert process.returncode == 0, errors
-    assert not [bad for bad in BAD_STDERR if bad in errors], errors
-    return text + "\n" + stdout.decode()
+    ran = await run_until_gauges_shown([sys.executable, *args], cwd=ROOT, env=env, port=port,
+                                       gauges=gauges)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert not [bad for bad in BAD_STDERR if bad in ran.stderr], ran.stderr
+    return ran.metrics + "\n" + ran.stdout
 
 
 @pytest.mark.parametrize("mode", ["talk", "modern"])
